@@ -1,0 +1,265 @@
+/*
+ * instar call-table ABI: the only thing that crosses the host/guest boundary.
+ *
+ * The guest issues a call by executing `outl` of the 32-bit guest-physical
+ * address of the call's argument struct to port CT_PORT_BASE + call number.
+ * The host copies the struct out of guest memory, validates every field,
+ * acts, and writes back only `ret` and the fields marked OUT. Results are
+ * CT_* codes, never host errno values.
+ *
+ * Rules: the table is append-only; a changed layout or meaning bumps
+ * CT_ABI_VERSION. Every struct has fixed-width fields, explicit padding and
+ * asserted size/offsets. This header must compile hosted and freestanding,
+ * so it includes only <stdint.h>.
+ */
+#ifndef INSTAR_CT_H
+#define INSTAR_CT_H
+
+/* Constants are usable from the guest's assembly too. */
+#ifdef __ASSEMBLER__
+#define CT_U(x) x
+#define CT_ULL(x) x
+#else
+#include <stdint.h>
+#define CT_U(x) x##u
+#define CT_ULL(x) x##ull
+#endif
+
+#define CT_ABI_VERSION CT_U(1)
+
+/* ---- Transport ---------------------------------------------------------- */
+
+#define CT_PORT_BASE CT_U(0x500)
+
+/* Call numbers: port = CT_PORT_BASE + number. Append only. */
+#define CT_CALL_HELLO 0        /* struct ct_hello */
+#define CT_CALL_SIZE 1         /* struct ct_size */
+#define CT_CALL_READ 2         /* struct ct_read */
+#define CT_CALL_WRITE 3        /* struct ct_write */
+#define CT_CALL_BEGIN_OUTPUT 4 /* struct ct_begin_output */
+#define CT_CALL_LOG 5          /* struct ct_log */
+#define CT_CALL_EXIT 6         /* struct ct_exit */
+#define CT_CALL_FAULT 7        /* struct ct_fault, from the CPL0 stub only */
+#define CT_CALL_COUNT 8
+
+#ifndef __ASSEMBLER__
+
+/* Result codes written to `ret`. */
+enum ct_result {
+    CT_OK = 0,
+    CT_EINVAL = -1, /* a field is out of range or malformed */
+    CT_EBADH = -2,  /* unknown handle */
+    CT_EIO = -3,    /* the host's read or write failed */
+    CT_ERANGE = -4, /* offset/length outside what the call allows */
+    CT_ESTATE = -5, /* call not valid now (e.g. write before begin_output) */
+    CT_EPERM = -6   /* the host refuses (policy) */
+};
+
+/* Handles the host hands out. The output is written only via CT_CALL_WRITE. */
+enum ct_handle {
+    CT_HANDLE_INPUT = 0,
+    CT_HANDLE_FIRST_BACKING = 1 /* reserved for backing files (issue 3) */
+};
+
+/* Image formats, used in boot info and begin_output. */
+enum ct_format {
+    CT_FMT_PROBE = 0, /* input only: detect from content */
+    CT_FMT_RAW = 1,
+    CT_FMT_QCOW2 = 2,
+    CT_FMT_VMDK = 3,
+    CT_FMT_VPC = 4,
+    CT_FMT_VHDX = 5,
+    CT_FMT_COUNT = 6
+};
+
+/* Guest exit statuses (struct ct_exit.status). */
+enum ct_status {
+    CT_STATUS_OK = 0,
+    CT_STATUS_FAIL = 1 /* message says why */
+};
+
+/* ---- Argument structs (IN: guest -> host, OUT: host -> guest) ----------- */
+
+struct ct_hello {
+    uint32_t abi_version; /* IN: CT_ABI_VERSION the guest was built with */
+    int32_t ret;          /* OUT */
+};
+
+struct ct_size {
+    uint32_t handle; /* IN */
+    int32_t ret;     /* OUT */
+    uint64_t size;   /* OUT: file size in bytes */
+};
+
+/* Reads up to len bytes at offset into [gpa, gpa+len), which must lie in
+ * the I/O area. Bytes past the end of the file are not touched; nread says
+ * how many were read. len <= CT_IO_MAX_LEN. */
+struct ct_read {
+    uint32_t handle; /* IN */
+    int32_t ret;     /* OUT */
+    uint64_t offset; /* IN */
+    uint64_t gpa;    /* IN */
+    uint64_t len;    /* IN */
+    uint64_t nread;  /* OUT */
+};
+
+/* Writes len bytes from [gpa, gpa+len) (in the I/O area) to the output at
+ * offset. Only after begin_output; [offset, offset+len) must lie within the
+ * output limit the host derived from begin_output. */
+struct ct_write {
+    uint32_t reserved0; /* IN: must be 0 */
+    int32_t ret;        /* OUT */
+    uint64_t offset;    /* IN */
+    uint64_t gpa;       /* IN */
+    uint64_t len;       /* IN */
+};
+
+/* Declares the input's virtual size once, before any write. The host runs
+ * the same window math and from then on bounds every write. */
+struct ct_begin_output {
+    uint32_t format;       /* IN: must equal the boot info's out_format */
+    int32_t ret;           /* OUT */
+    uint64_t virtual_size; /* IN: input virtual size in bytes */
+};
+
+struct ct_log {
+    uint32_t reserved0; /* IN: must be 0 */
+    int32_t ret;        /* OUT */
+    uint64_t gpa;       /* IN: message bytes (anywhere in guest RAM) */
+    uint64_t len;       /* IN: <= CT_MSG_MAX */
+};
+
+/* Ends the run. status CT_STATUS_OK means the output is complete. */
+struct ct_exit {
+    uint32_t status;  /* IN: enum ct_status */
+    int32_t ret;      /* OUT: never written (the VM is gone) */
+    uint64_t msg_gpa; /* IN: optional message (len 0 for none) */
+    uint64_t msg_len; /* IN: <= CT_MSG_MAX */
+};
+
+/* Written by the guest's CPL0 exception stub at CT_FAULT_GPA. */
+struct ct_fault {
+    uint64_t vector;
+    uint64_t error_code;
+    uint64_t rip;
+    uint64_t cr2;
+};
+
+/* Host -> guest, written once at CT_BOOTINFO_GPA before the first run. */
+struct ct_bootinfo {
+    uint32_t abi_version;
+    uint32_t in_format;  /* enum ct_format; CT_FMT_PROBE = detect */
+    uint32_t out_format; /* enum ct_format, never CT_FMT_PROBE */
+    uint32_t flags;      /* CT_BOOT_HAS_COUNT | CT_BOOT_HAS_SKIP */
+    uint64_t bs;         /* 1 .. INT32_MAX */
+    uint64_t count;      /* valid with CT_BOOT_HAS_COUNT */
+    uint64_t skip;       /* valid with CT_BOOT_HAS_SKIP */
+    uint64_t io_base;    /* I/O area: the only memory read/write may use */
+    uint64_t io_size;
+    uint64_t heap_base;
+    uint64_t heap_size;
+};
+
+#define CT_BOOT_HAS_COUNT CT_U(1)
+#define CT_BOOT_HAS_SKIP CT_U(2)
+
+#endif /* !__ASSEMBLER__ */
+
+/* ---- Guest memory map (guest-physical == guest-virtual) ----------------- */
+/*
+ * 0x0000_0000  page 0: never mapped (null dereferences fault)
+ * 0x0000_1000  page tables (PML4, PDPT, PD, PT for the first 2 MiB)
+ * 0x0000_5000  GDT, IDT, TSS
+ * 0x0000_8000  boot info
+ * 0x0000_9000  fault record (struct ct_fault)
+ * 0x0000_a000  FS block (stack-protector canary at %fs:0x28)
+ * 0x0001_0000  CPL0 exception stack (top at 0x20000)
+ * 0x0010_0000  guest image: text, data, bss (CT_IMAGE_MAX)
+ * 0x0080_0000  guest stack (top at CT_STACK_TOP)
+ * 0x0090_0000  heap (arena for drivers and zlib)
+ * 0x0200_0000  I/O area: every read/write buffer lives here
+ * 0x0400_0000  end of RAM
+ */
+#define CT_PT_GPA CT_U(0x1000)
+#define CT_PT_SIZE CT_U(0x4000)
+#define CT_GDT_GPA CT_U(0x5000)
+#define CT_IDT_GPA CT_U(0x6000)
+#define CT_TSS_GPA CT_U(0x7000)
+#define CT_BOOTINFO_GPA CT_U(0x8000)
+#define CT_FAULT_GPA CT_U(0x9000)
+#define CT_FSBLOCK_GPA CT_U(0xa000)
+#define CT_KSTACK_GPA CT_U(0x10000)
+#define CT_KSTACK_SIZE CT_U(0x10000)
+#define CT_IMAGE_GPA CT_U(0x100000)
+#define CT_IMAGE_MAX CT_U(0x700000)
+#define CT_STACK_GPA CT_U(0x800000)
+#define CT_STACK_SIZE CT_U(0x100000)
+#define CT_STACK_TOP (CT_STACK_GPA + CT_STACK_SIZE)
+#define CT_HEAP_GPA CT_U(0x900000)
+#define CT_HEAP_SIZE CT_U(0x1700000)
+#define CT_IO_GPA CT_U(0x2000000)
+#define CT_IO_SIZE CT_U(0x2000000)
+#define CT_RAM_SIZE CT_U(0x4000000)
+
+/* Guest image header: the entry jump, then a magic and the ABI version the
+ * image was built for, then the exception stubs at fixed 16-byte slots so
+ * the host can build the IDT without parsing anything. */
+#define CT_IMAGE_MAGIC_OFF 8
+#define CT_IMAGE_MAGIC CT_ULL(0x3147524154534e49) /* "INSTARG1" little-endian */
+#define CT_IMAGE_ABI_OFF 16
+#define CT_EXC_STUBS_OFF CT_U(0x40)
+#define CT_EXC_STUB_SIZE 16
+#define CT_EXC_VECTORS 32
+#define CT_FSBLOCK_CANARY_OFF CT_U(0x28) /* where gcc's stack protector looks */
+
+#define CT_IO_MAX_LEN CT_IO_SIZE /* one call moves at most the whole area */
+#define CT_MSG_MAX CT_U(1024)
+
+#ifndef __ASSEMBLER__
+/* ---- Layout asserts ------------------------------------------------------ */
+
+#define CT_ASSERT_SIZE(t, n) _Static_assert(sizeof(struct t) == (n), #t " size")
+#define CT_ASSERT_OFF(t, f, n)                                                 \
+    _Static_assert(__builtin_offsetof(struct t, f) == (n), #t "." #f " offset")
+
+CT_ASSERT_SIZE(ct_hello, 8);
+CT_ASSERT_SIZE(ct_size, 16);
+CT_ASSERT_OFF(ct_size, size, 8);
+CT_ASSERT_SIZE(ct_read, 40);
+CT_ASSERT_OFF(ct_read, offset, 8);
+CT_ASSERT_OFF(ct_read, gpa, 16);
+CT_ASSERT_OFF(ct_read, len, 24);
+CT_ASSERT_OFF(ct_read, nread, 32);
+CT_ASSERT_SIZE(ct_write, 32);
+CT_ASSERT_OFF(ct_write, offset, 8);
+CT_ASSERT_OFF(ct_write, gpa, 16);
+CT_ASSERT_OFF(ct_write, len, 24);
+CT_ASSERT_SIZE(ct_begin_output, 16);
+CT_ASSERT_OFF(ct_begin_output, virtual_size, 8);
+CT_ASSERT_SIZE(ct_log, 24);
+CT_ASSERT_SIZE(ct_exit, 24);
+CT_ASSERT_OFF(ct_exit, msg_gpa, 8);
+CT_ASSERT_SIZE(ct_fault, 32);
+CT_ASSERT_SIZE(ct_bootinfo, 72);
+CT_ASSERT_OFF(ct_bootinfo, bs, 16);
+CT_ASSERT_OFF(ct_bootinfo, io_base, 40);
+
+/* Each region ends where or before the next begins; all fit in RAM. */
+_Static_assert(CT_PT_GPA >= 0x1000u, "page 0 stays unmapped");
+_Static_assert(CT_PT_GPA + CT_PT_SIZE <= CT_GDT_GPA, "page tables / GDT");
+_Static_assert(CT_GDT_GPA + 0x1000u <= CT_IDT_GPA, "GDT / IDT");
+_Static_assert(CT_IDT_GPA + 0x1000u <= CT_TSS_GPA, "IDT / TSS");
+_Static_assert(CT_TSS_GPA + 0x1000u <= CT_BOOTINFO_GPA, "TSS / boot info");
+_Static_assert(CT_BOOTINFO_GPA + 0x1000u <= CT_FAULT_GPA, "boot / fault");
+_Static_assert(CT_FAULT_GPA + 0x1000u <= CT_FSBLOCK_GPA, "fault / FS block");
+_Static_assert(CT_FSBLOCK_GPA + 0x1000u <= CT_KSTACK_GPA, "FS / kstack");
+_Static_assert(CT_KSTACK_GPA + CT_KSTACK_SIZE <= CT_IMAGE_GPA, "kstack/image");
+_Static_assert(CT_IMAGE_GPA + CT_IMAGE_MAX <= CT_STACK_GPA, "image / stack");
+_Static_assert(CT_STACK_GPA + CT_STACK_SIZE <= CT_HEAP_GPA, "stack / heap");
+_Static_assert(CT_HEAP_GPA + CT_HEAP_SIZE <= CT_IO_GPA, "heap / I/O area");
+_Static_assert(CT_IO_GPA + CT_IO_SIZE <= CT_RAM_SIZE, "I/O area / RAM end");
+_Static_assert(CT_RAM_SIZE <= 0x40000000u, "RAM fits one PD (1 GiB)");
+_Static_assert(sizeof(struct ct_bootinfo) <= 0x1000u, "boot info page");
+
+#endif /* !__ASSEMBLER__ */
+#endif /* INSTAR_CT_H */
