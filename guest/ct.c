@@ -1,0 +1,93 @@
+/*
+ * The hypercall-backed call table: the only file in dd.bin that talks to
+ * the host. A call is one `outl` of the argument struct's address; the
+ * host has written `ret` and the OUT fields when outl returns.
+ */
+#include "ct.h"
+
+#include "rt/rt.h"
+
+static inline void ct_call(unsigned nr, volatile void *args)
+{
+    uint32_t gpa = (uint32_t)(uintptr_t)args;
+    __asm__ volatile("outl %0, %w1"
+                     :
+                     : "a"(gpa), "Nd"((uint16_t)(CT_PORT_BASE + nr))
+                     : "memory");
+}
+
+int ct_hello(void)
+{
+    struct ct_hello a = {.abi_version = CT_ABI_VERSION, .ret = CT_EINVAL};
+    ct_call(CT_CALL_HELLO, &a);
+    return a.ret;
+}
+
+static int hc_size(void *ctx, uint32_t handle, uint64_t *size)
+{
+    (void)ctx;
+    struct ct_size a = {.handle = handle, .ret = CT_EINVAL};
+    ct_call(CT_CALL_SIZE, &a);
+    *size = a.size;
+    return a.ret;
+}
+
+static int hc_read(void *ctx, uint32_t handle, uint64_t off, void *buf,
+                   uint64_t len, uint64_t *nread)
+{
+    (void)ctx;
+    struct ct_read a = {.handle = handle,
+                        .ret = CT_EINVAL,
+                        .offset = off,
+                        .gpa = (uint64_t)(uintptr_t)buf,
+                        .len = len};
+    ct_call(CT_CALL_READ, &a);
+    *nread = a.nread;
+    return a.ret;
+}
+
+static int hc_write(void *ctx, uint64_t off, const void *buf, uint64_t len)
+{
+    (void)ctx;
+    struct ct_write a = {.ret = CT_EINVAL,
+                         .offset = off,
+                         .gpa = (uint64_t)(uintptr_t)buf,
+                         .len = len};
+    ct_call(CT_CALL_WRITE, &a);
+    return a.ret;
+}
+
+static int hc_begin_output(void *ctx, uint32_t format, uint64_t vsize)
+{
+    (void)ctx;
+    struct ct_begin_output a = {
+        .format = format, .ret = CT_EINVAL, .virtual_size = vsize};
+    ct_call(CT_CALL_BEGIN_OUTPUT, &a);
+    return a.ret;
+}
+
+static void hc_log(void *ctx, const char *msg, uint64_t len)
+{
+    (void)ctx;
+    struct ct_log a = {.gpa = (uint64_t)(uintptr_t)msg, .len = len};
+    ct_call(CT_CALL_LOG, &a);
+}
+
+void ct_exit(uint32_t status, const char *msg)
+{
+    struct ct_exit a = {.status = status,
+                        .msg_gpa = (uint64_t)(uintptr_t)msg,
+                        .msg_len = msg ? rt_strlen(msg) : 0};
+    ct_call(CT_CALL_EXIT, &a);
+    for (;;) /* the host never resumes a guest after exit */
+        __asm__ volatile("ud2");
+}
+
+const struct ct_ops ct_hypercall_ops = {
+    .ctx = 0,
+    .size = hc_size,
+    .read = hc_read,
+    .write = hc_write,
+    .begin_output = hc_begin_output,
+    .log = hc_log,
+};

@@ -1,0 +1,29 @@
+/*
+ * The call table as the engine and drivers see it: a struct of function
+ * pointers. In dd.bin it is backed by hypercalls (ct.c); in host unit tests
+ * and fuzzers by memory (tests/support/ct_mem.c). Nothing in engine/ or
+ * fmt/ may reach the host any other way.
+ *
+ * Every function returns a CT_* result code (0 or negative). Buffers passed
+ * to read and write must lie in the I/O area the boot info describes.
+ */
+#ifndef INSTAR_GUEST_CT_OPS_H
+#define INSTAR_GUEST_CT_OPS_H
+
+#include <stdint.h>
+
+#include "instar_ct.h"
+
+struct ct_ops {
+    void *ctx;
+    int (*size)(void *ctx, uint32_t handle, uint64_t *size);
+    int (*read)(void *ctx, uint32_t handle, uint64_t off, void *buf,
+                uint64_t len, uint64_t *nread);
+    int (*write)(void *ctx, uint64_t off, const void *buf, uint64_t len);
+    int (*begin_output)(void *ctx, uint32_t format, uint64_t vsize);
+    void (*log)(void *ctx, const char *msg, uint64_t len);
+};
+
+const char *ct_result_str(int ret);
+
+#endif

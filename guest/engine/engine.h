@@ -1,0 +1,41 @@
+/*
+ * The convert engine: copies a byte range of a reader's virtual disk into
+ * a writer, densely (zeros are copied like any data), in large chunks so
+ * each chunk costs one host call per side. `dd` is this engine driven by
+ * the shared window math.
+ */
+#ifndef INSTAR_GUEST_ENGINE_H
+#define INSTAR_GUEST_ENGINE_H
+
+#include <stdint.h>
+
+#include "../ct_ops.h"
+#include "../err.h"
+#include "../fmt/fmt.h"
+#include "window.h"
+
+/* Largest chunk moved per call; the I/O area may be larger. */
+#define ENGINE_CHUNK_MAX (4u << 20)
+
+struct engine_buf {
+    uint8_t *p;    /* in the I/O area */
+    uint64_t size; /* >= 512 */
+};
+
+/* Copies virtual bytes [start, end) of r to [0, end - start) of w, then
+ * zeros up to out_size (the 512-byte rounding). */
+int engine_copy(struct fmt_reader *r, struct fmt_writer *w, uint64_t start,
+                uint64_t end, uint64_t out_size, const struct engine_buf *b,
+                struct g_error *err);
+
+struct dd_config {
+    uint32_t in_format;  /* CT_FMT_PROBE or a CT_FMT_* */
+    uint32_t out_format; /* CT_FMT_* */
+    struct window_args args;
+};
+
+/* Runs a whole dd: open input, declare the output, copy the window. */
+int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
+           const struct engine_buf *b, struct g_error *err);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * raw: the virtual disk is the file. Reads past the end of the file are
+ * zeros, which is how qemu's rounding of the size up to 512 bytes reads.
+ */
+#include "fmt.h"
+#include "../rt/rt.h"
+
+static int raw_read(struct fmt_reader *r, uint64_t off, void *buf,
+                    uint64_t len)
+{
+    const struct ct_ops *ops = r->env->ops;
+    uint64_t got = 0;
+    int ret;
+
+    if (off < r->file_size) {
+        ret = ops->read(ops->ctx, r->handle, off, buf, len, &got);
+        if (ret != CT_OK)
+            return g_fail(r->env->err, G_EIO,
+                          "raw: read of %llu bytes at offset %llu failed: %s",
+                          (unsigned long long)len, (unsigned long long)off,
+                          ct_result_str(ret));
+        if (got > len)
+            return g_fail(r->env->err, G_EIO,
+                          "raw: host returned %llu bytes for a %llu-byte read",
+                          (unsigned long long)got, (unsigned long long)len);
+    }
+    if (got < len)
+        memset((uint8_t *)buf + got, 0, (size_t)(len - got));
+    return G_OK;
+}
+
+int fmt_raw_open(const struct fmt_env *env, uint32_t handle,
+                 struct fmt_reader *r)
+{
+    uint64_t size;
+    int ret = env->ops->size(env->ops->ctx, handle, &size);
+    if (ret != CT_OK)
+        return g_fail(env->err, G_EIO, "raw: cannot get the image size: %s",
+                      ct_result_str(ret));
+    r->name = "raw";
+    r->vsize = size;
+    r->file_size = size;
+    r->read = raw_read;
+    r->env = env;
+    r->handle = handle;
+    return G_OK;
+}
+
+static int raw_write(struct fmt_writer *w, uint64_t off, const void *buf,
+                     uint64_t len)
+{
+    const struct ct_ops *ops = w->env->ops;
+    int ret = ops->write(ops->ctx, off, buf, len);
+    if (ret != CT_OK)
+        return g_fail(w->env->err, G_EIO,
+                      "raw: write of %llu bytes at offset %llu failed: %s",
+                      (unsigned long long)len, (unsigned long long)off,
+                      ct_result_str(ret));
+    return G_OK;
+}
+
+static int raw_finish(struct fmt_writer *w)
+{
+    (void)w;
+    return G_OK;
+}
+
+int fmt_raw_writer_open(const struct fmt_env *env, uint64_t vsize,
+                        struct fmt_writer *w)
+{
+    w->name = "raw";
+    w->vsize = vsize;
+    w->write = raw_write;
+    w->finish = raw_finish;
+    w->env = env;
+    return G_OK;
+}

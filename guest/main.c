@@ -1,0 +1,35 @@
+/* dd.bin's main: check the ABI, turn the boot info into a dd config, run. */
+#include "ct.h"
+#include "engine/engine.h"
+#include "rt/rt.h"
+
+__attribute__((noreturn)) void guest_main(const struct ct_bootinfo *bi);
+
+/* gcc's stack protector calls this when a canary was overwritten. */
+__attribute__((noreturn)) void __stack_chk_fail(void)
+{
+    ct_exit(CT_STATUS_FAIL, "guest: stack smashing detected");
+}
+
+static struct g_error err; /* in .bss: too big to want on a small stack */
+
+void guest_main(const struct ct_bootinfo *bi)
+{
+    if (ct_hello() != CT_OK || bi->abi_version != CT_ABI_VERSION)
+        ct_exit(CT_STATUS_FAIL, "guest: call-table ABI version mismatch");
+
+    struct dd_config cfg = {
+        .in_format = bi->in_format,
+        .out_format = bi->out_format,
+        .args = {.bs = bi->bs,
+                 .count = bi->count,
+                 .skip = bi->skip,
+                 .has_count = (bi->flags & CT_BOOT_HAS_COUNT) != 0,
+                 .has_skip = (bi->flags & CT_BOOT_HAS_SKIP) != 0},
+    };
+    struct engine_buf buf = {(uint8_t *)(uintptr_t)bi->io_base, bi->io_size};
+
+    if (dd_run(&cfg, &ct_hypercall_ops, &buf, &err) != G_OK)
+        ct_exit(CT_STATUS_FAIL, err.msg[0] ? err.msg : "guest: failed");
+    ct_exit(CT_STATUS_OK, 0);
+}
