@@ -1,0 +1,327 @@
+/*
+ * The host side of the call table. Each call: copy the argument struct out
+ * of guest memory once, validate the copy, act, write back only `ret` and
+ * the OUT fields. Any malformed request stops the VM (the guest is
+ * untrusted; a confused guest is a broken guest). Host I/O failures are
+ * returned as CT_EIO so the guest can say what it was doing.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "session.h"
+
+enum call_next session_fail(struct vmm_session *s, const char *fmt, ...)
+{
+    if (!s->done) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(s->err, sizeof s->err, fmt, ap);
+        va_end(ap);
+        s->done = true;
+        s->ok = false;
+    }
+    return CALL_STOP;
+}
+
+static bool copy_in(struct vmm_session *s, uint32_t gpa, void *dst,
+                    size_t len, const char *call)
+{
+    const void *src = vmm_gpa(s->vm, gpa, len);
+    if (!src) {
+        session_fail(s, "guest stopped: %s arguments at bad address 0x%x",
+                     call, (unsigned)gpa);
+        return false;
+    }
+    memcpy(dst, src, len);
+    return true;
+}
+
+/* Writes back [off, off+len) of the struct; the range was checked by
+ * copy_in (same gpa, larger length). */
+static void copy_out(struct vmm_session *s, uint32_t gpa, const void *src,
+                     size_t off, size_t len)
+{
+    uint8_t *dst = vmm_gpa(s->vm, (uint64_t)gpa + off, len);
+    if (dst)
+        memcpy(dst, (const uint8_t *)src + off, len);
+}
+
+#define COPY_OUT(s, gpa, a, field)                                            \
+    copy_out(s, gpa, &(a), offsetof(__typeof__(a), field), sizeof((a).field))
+
+/* Terminal-safe copy of a guest message: no control bytes reach a tty. */
+static void sanitize(char *dst, size_t cap, const uint8_t *src, size_t len)
+{
+    size_t n = len < cap - 1 ? len : cap - 1;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? (char)src[i] : '?';
+    dst[n] = '\0';
+}
+
+/* Guest buffer for a data transfer: must lie inside the I/O area. */
+static void *io_buf(struct vmm_session *s, uint64_t gpa, uint64_t len,
+                    const char *call)
+{
+    void *p = NULL;
+    if (len > CT_IO_MAX_LEN)
+        session_fail(s, "guest stopped: %s length %llu exceeds %u", call,
+                     (unsigned long long)len, (unsigned)CT_IO_MAX_LEN);
+    else if (!(p = vmm_gpa_in(s->vm, gpa, len, CT_IO_GPA,
+                              CT_IO_GPA + CT_IO_SIZE)))
+        session_fail(s,
+                     "guest stopped: %s buffer [0x%llx, +%llu) outside the "
+                     "I/O area",
+                     call, (unsigned long long)gpa, (unsigned long long)len);
+    return p;
+}
+
+static enum call_next do_hello(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_hello a;
+    if (!copy_in(s, gpa, &a, sizeof a, "hello"))
+        return CALL_STOP;
+    if (s->hello)
+        return session_fail(s, "guest stopped: second hello");
+    a.ret = a.abi_version == CT_ABI_VERSION ? CT_OK : CT_EINVAL;
+    s->hello = a.ret == CT_OK;
+    COPY_OUT(s, gpa, a, ret);
+    return CALL_CONTINUE;
+}
+
+static enum call_next do_size(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_size a;
+    if (!copy_in(s, gpa, &a, sizeof a, "size"))
+        return CALL_STOP;
+    if (a.handle != CT_HANDLE_INPUT)
+        return session_fail(s, "guest stopped: size of bad handle %u",
+                            (unsigned)a.handle);
+    a.size = s->in_size;
+    a.ret = CT_OK;
+    COPY_OUT(s, gpa, a, ret);
+    COPY_OUT(s, gpa, a, size);
+    return CALL_CONTINUE;
+}
+
+static enum call_next do_read(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_read a;
+    uint64_t end;
+    uint8_t *buf;
+
+    if (!copy_in(s, gpa, &a, sizeof a, "read"))
+        return CALL_STOP;
+    if (a.handle != CT_HANDLE_INPUT)
+        return session_fail(s, "guest stopped: read of bad handle %u",
+                            (unsigned)a.handle);
+    if (!(buf = io_buf(s, a.gpa, a.len, "read")))
+        return CALL_STOP;
+    if (__builtin_add_overflow(a.offset, a.len, &end) ||
+        end > (uint64_t)INT64_MAX)
+        return session_fail(s, "guest stopped: read offset %llu + %llu "
+                               "overflows",
+                            (unsigned long long)a.offset,
+                            (unsigned long long)a.len);
+    a.nread = 0;
+    a.ret = CT_OK;
+    while (a.nread < a.len) {
+        ssize_t n = pread(s->in_fd, buf + a.nread, a.len - a.nread,
+                          (off_t)(a.offset + a.nread));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            a.ret = CT_EIO;
+            break;
+        }
+        if (n == 0)
+            break; /* end of file: the guest decides what that means */
+        a.nread += (uint64_t)n;
+    }
+    COPY_OUT(s, gpa, a, ret);
+    COPY_OUT(s, gpa, a, nread);
+    return CALL_CONTINUE;
+}
+
+static enum call_next do_write(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_write a;
+    uint64_t end, done = 0;
+    const uint8_t *buf;
+
+    if (!copy_in(s, gpa, &a, sizeof a, "write"))
+        return CALL_STOP;
+    if (!s->begun)
+        return session_fail(s, "guest stopped: write before begin_output");
+    if (a.reserved0 != 0)
+        return session_fail(s, "guest stopped: write reserved field set");
+    if (!(buf = io_buf(s, a.gpa, a.len, "write")))
+        return CALL_STOP;
+    if (__builtin_add_overflow(a.offset, a.len, &end) || end > s->out_limit)
+        return session_fail(s,
+                            "guest stopped: write at offset %llu length %llu "
+                            "beyond the output limit %llu",
+                            (unsigned long long)a.offset,
+                            (unsigned long long)a.len,
+                            (unsigned long long)s->out_limit);
+    a.ret = CT_OK;
+    while (done < a.len) {
+        ssize_t n = pwrite(s->out_fd, buf + done, a.len - done,
+                           (off_t)(a.offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            a.ret = CT_EIO;
+            break;
+        }
+        done += (uint64_t)n;
+    }
+    if (a.ret == CT_OK && end > s->out_high)
+        s->out_high = end;
+    COPY_OUT(s, gpa, a, ret);
+    return CALL_CONTINUE;
+}
+
+uint64_t calls_output_limit(uint32_t format, uint64_t out_size)
+{
+    /* Only raw output exists so far; structured writers will add their
+     * metadata bound here. */
+    return format == CT_FMT_RAW ? out_size : 0;
+}
+
+static enum call_next do_begin_output(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_begin_output a;
+    struct window w;
+
+    if (!copy_in(s, gpa, &a, sizeof a, "begin_output"))
+        return CALL_STOP;
+    if (s->begun)
+        return session_fail(s, "guest stopped: second begin_output");
+    if (a.format != s->out_format)
+        return session_fail(s, "guest stopped: begin_output format %u, "
+                               "expected %u",
+                            (unsigned)a.format, (unsigned)s->out_format);
+    /* The same window math the guest used, on the size it claims: the
+     * guest cannot widen what it may write. */
+    if (!window_compute(a.virtual_size, &s->args, &w))
+        return session_fail(s, "guest stopped: begin_output virtual size "
+                               "%llu out of range",
+                            (unsigned long long)a.virtual_size);
+    if (w.skip_past_end)
+        fprintf(s->notice, "instar: %s: cannot skip to specified offset\n",
+                s->in_name);
+    s->begun = true;
+    s->out_limit = calls_output_limit(s->out_format, w.out_size);
+    a.ret = CT_OK;
+    COPY_OUT(s, gpa, a, ret);
+    return CALL_CONTINUE;
+}
+
+static enum call_next do_log(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_log a;
+    char msg[CT_MSG_MAX + 1];
+    const uint8_t *p;
+
+    if (!copy_in(s, gpa, &a, sizeof a, "log"))
+        return CALL_STOP;
+    if (a.len > CT_MSG_MAX || !(p = vmm_gpa(s->vm, a.gpa, a.len)))
+        return session_fail(s, "guest stopped: bad log message");
+    sanitize(msg, sizeof msg, p, (size_t)a.len);
+    fprintf(s->notice, "instar: guest: %s\n", msg);
+    a.ret = CT_OK;
+    COPY_OUT(s, gpa, a, ret);
+    return CALL_CONTINUE;
+}
+
+static enum call_next do_exit(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_exit a;
+    char msg[CT_MSG_MAX + 1] = "";
+    const uint8_t *p;
+
+    if (!copy_in(s, gpa, &a, sizeof a, "exit"))
+        return CALL_STOP;
+    if (a.msg_len > CT_MSG_MAX || !(p = vmm_gpa(s->vm, a.msg_gpa, a.msg_len)))
+        return session_fail(s, "guest stopped: bad exit message");
+    sanitize(msg, sizeof msg, p, (size_t)a.msg_len);
+    if (a.status == CT_STATUS_FAIL)
+        return session_fail(s, "%s: %s", s->in_name,
+                            msg[0] ? msg : "conversion failed");
+    if (a.status != CT_STATUS_OK)
+        return session_fail(s, "guest stopped: bad exit status %u",
+                            (unsigned)a.status);
+    if (!s->begun || s->out_high != s->out_limit)
+        return session_fail(s, "guest stopped: finished without writing the "
+                               "whole output (%llu of %llu bytes)",
+                            (unsigned long long)s->out_high,
+                            (unsigned long long)s->out_limit);
+    s->done = true;
+    s->ok = true;
+    return CALL_STOP;
+}
+
+static const char *const vector_names[CT_EXC_VECTORS] = {
+    [0] = "#DE divide error", [1] = "#DB debug", [3] = "#BP breakpoint",
+    [4] = "#OF overflow", [5] = "#BR bound range", [6] = "#UD invalid opcode",
+    [7] = "#NM no math", [8] = "#DF double fault", [10] = "#TS invalid TSS",
+    [11] = "#NP segment not present", [12] = "#SS stack fault",
+    [13] = "#GP general protection", [14] = "#PF page fault",
+    [16] = "#MF x87 error", [17] = "#AC alignment check",
+    [18] = "#MC machine check", [19] = "#XM SIMD error",
+};
+
+static enum call_next do_fault(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_fault f;
+    const char *name;
+
+    /* Only the stub reports faults, and it always uses the fixed record. */
+    if (gpa != CT_FAULT_GPA || !copy_in(s, gpa, &f, sizeof f, "fault"))
+        return session_fail(s, "guest stopped: bogus fault report");
+    name = f.vector < CT_EXC_VECTORS && vector_names[f.vector]
+               ? vector_names[f.vector]
+               : "exception";
+    return session_fail(s,
+                        "guest crashed: %s (vector %llu) at rip 0x%llx, "
+                        "error code 0x%llx, cr2 0x%llx",
+                        name, (unsigned long long)f.vector,
+                        (unsigned long long)f.rip,
+                        (unsigned long long)f.error_code,
+                        (unsigned long long)f.cr2);
+}
+
+enum call_next calls_dispatch(struct vmm_session *s, uint16_t port,
+                              uint32_t gpa)
+{
+    unsigned nr = (unsigned)port - CT_PORT_BASE;
+
+    if (port < CT_PORT_BASE || nr >= CT_CALL_COUNT)
+        return session_fail(s, "guest stopped: unknown call (port 0x%x)",
+                            (unsigned)port);
+    s->calls++;
+    if (nr == CT_CALL_FAULT)
+        return do_fault(s, gpa);
+    if (!s->hello && nr != CT_CALL_HELLO && nr != CT_CALL_EXIT)
+        return session_fail(s, "guest stopped: call %u before hello", nr);
+    switch (nr) {
+    case CT_CALL_HELLO:
+        return do_hello(s, gpa);
+    case CT_CALL_SIZE:
+        return do_size(s, gpa);
+    case CT_CALL_READ:
+        return do_read(s, gpa);
+    case CT_CALL_WRITE:
+        return do_write(s, gpa);
+    case CT_CALL_BEGIN_OUTPUT:
+        return do_begin_output(s, gpa);
+    case CT_CALL_LOG:
+        return do_log(s, gpa);
+    default:
+        return do_exit(s, gpa);
+    }
+}

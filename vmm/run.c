@@ -1,0 +1,169 @@
+/*
+ * Builds the VM for one job and runs the vCPU until the guest exits, dies
+ * or the watchdog fires. Every exit reason other than a well-formed call
+ * stops the VM with one line in s->err.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "sandbox.h"
+#include "session.h"
+
+#define WATCHDOG_TICK_MS 100
+
+static volatile sig_atomic_t wd_ticks;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    wd_ticks++;
+}
+
+static int watchdog_start(void)
+{
+    struct sigaction sa;
+    struct itimerval it = {{0, WATCHDOG_TICK_MS * 1000},
+                           {0, WATCHDOG_TICK_MS * 1000}};
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm; /* no SA_RESTART: KVM_RUN must return */
+    sigemptyset(&sa.sa_mask);
+    wd_ticks = 0;
+    if (sigaction(SIGALRM, &sa, NULL) < 0 || setitimer(ITIMER_REAL, &it, 0))
+        return -errno;
+    return 0;
+}
+
+static void watchdog_stop(void)
+{
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+}
+
+static void write_bootinfo(struct vmm_session *s)
+{
+    struct ct_bootinfo bi = {
+        .abi_version = CT_ABI_VERSION,
+        .in_format = s->in_format,
+        .out_format = s->out_format,
+        .flags = (s->args.has_count ? CT_BOOT_HAS_COUNT : 0) |
+                 (s->args.has_skip ? CT_BOOT_HAS_SKIP : 0),
+        .bs = s->args.bs,
+        .count = s->args.count,
+        .skip = s->args.skip,
+        .io_base = CT_IO_GPA,
+        .io_size = CT_IO_SIZE,
+        .heap_base = CT_HEAP_GPA,
+        .heap_size = CT_HEAP_SIZE,
+    };
+    memcpy(vmm_gpa(s->vm, CT_BOOTINFO_GPA, sizeof bi), &bi, sizeof bi);
+}
+
+static enum call_next handle_exit(struct vmm_session *s)
+{
+    struct kvm_run *run = s->vm->run;
+    uint32_t data;
+
+    switch (run->exit_reason) {
+    case KVM_EXIT_IO:
+        if (run->io.direction != KVM_EXIT_IO_OUT || run->io.size != 4 ||
+            run->io.count != 1)
+            return session_fail(s, "guest stopped: unexpected port access "
+                                   "(port 0x%x, size %u, count %u)",
+                                (unsigned)run->io.port, (unsigned)run->io.size,
+                                (unsigned)run->io.count);
+        if (run->io.data_offset > s->vm->run_size - sizeof data)
+            return session_fail(s, "guest stopped: bad KVM I/O data offset");
+        memcpy(&data, (uint8_t *)run + run->io.data_offset, sizeof data);
+        return calls_dispatch(s, run->io.port, data);
+    case KVM_EXIT_HLT:
+        return session_fail(s, "guest stopped: unexpected halt");
+    case KVM_EXIT_SHUTDOWN:
+        return session_fail(s, "guest stopped: triple fault");
+    case KVM_EXIT_MMIO:
+        return session_fail(s, "guest stopped: access to unmapped memory at "
+                               "0x%llx",
+                            (unsigned long long)run->mmio.phys_addr);
+    case KVM_EXIT_FAIL_ENTRY:
+        return session_fail(
+            s, "guest stopped: vCPU entry failed (reason 0x%llx)",
+            (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+    case KVM_EXIT_INTERNAL_ERROR:
+        return session_fail(s, "guest stopped: KVM internal error %u",
+                            (unsigned)run->internal.suberror);
+    default:
+        return session_fail(s, "guest stopped: unexpected exit reason %u",
+                            (unsigned)run->exit_reason);
+    }
+}
+
+static void run_loop(struct vmm_session *s, const struct vmm_limits *lim)
+{
+    uint64_t last_calls = 0, idle_ticks = 0, seen_ticks = 0;
+
+    while (!s->done) {
+        if (ioctl(s->vm->vcpu_fd, KVM_RUN, 0) == 0) {
+            handle_exit(s);
+            continue;
+        }
+        if (errno != EINTR && errno != EAGAIN) {
+            session_fail(s, "guest stopped: KVM_RUN: %s", strerror(errno));
+            break;
+        }
+        /* A watchdog tick interrupted the vCPU. */
+        uint64_t ticks = (uint64_t)wd_ticks;
+        idle_ticks = s->calls == last_calls ? idle_ticks + ticks - seen_ticks
+                                            : 0;
+        last_calls = s->calls;
+        seen_ticks = ticks;
+        if (lim->total_ms && ticks * WATCHDOG_TICK_MS >= lim->total_ms)
+            session_fail(s, "watchdog: guest ran longer than %llu ms",
+                         (unsigned long long)lim->total_ms);
+        else if (lim->idle_ms && idle_ticks * WATCHDOG_TICK_MS >= lim->idle_ms)
+            session_fail(s, "watchdog: guest made no call for %llu ms",
+                         (unsigned long long)lim->idle_ms);
+    }
+}
+
+int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
+            const struct vmm_limits *lim, bool lockdown)
+{
+    char err[256];
+    uint64_t canary;
+    int ret;
+
+    if ((ret = vm_create(s->vm, err, sizeof err)) < 0 ||
+        (ret = loader_load(s->vm, img, img_len, err, sizeof err)) < 0)
+        goto fail;
+    if (getrandom(&canary, sizeof canary, 0) != sizeof canary) {
+        snprintf(err, sizeof err, "getrandom: %s", strerror(errno));
+        ret = -errno;
+        goto fail;
+    }
+    write_bootinfo(s);
+    if ((ret = cpu_setup(s->vm, CT_IMAGE_GPA, CT_BOOTINFO_GPA, canary, err,
+                         sizeof err)) < 0)
+        goto fail;
+    vm_drop_setup_fds(s->vm);
+    if ((ret = watchdog_start()) < 0) {
+        snprintf(err, sizeof err, "watchdog: %s", strerror(-ret));
+        goto fail;
+    }
+    if (lockdown) {
+        struct sandbox_fds f = {s->vm->vcpu_fd, s->in_fd, s->out_fd};
+        if ((ret = sandbox_lockdown(&f, err, sizeof err)) < 0)
+            goto fail;
+    }
+    run_loop(s, lim);
+    if (!lockdown)
+        watchdog_stop(); /* a locked-down process only exits after this */
+    return s->ok ? 0 : -1;
+fail:
+    session_fail(s, "cannot start the sandbox: %s", err);
+    return -1;
+}

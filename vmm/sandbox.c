@@ -1,0 +1,97 @@
+/*
+ * The seccomp allowlist for the process that runs the guest. Everything
+ * not listed kills the process (SIGSYS). After lock-down the process can
+ * only: run the vCPU, read the input, write the output, write messages to
+ * stderr, return from the watchdog's signal handler, and exit. It cannot
+ * open, map, fork, exec or rename anything: the parent does the commit.
+ */
+#define _GNU_SOURCE
+#include "sandbox.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+static int cmp_int(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/* close_range() over the gaps between the fds we keep. */
+static int close_other_fds(const struct sandbox_fds *f)
+{
+    int keep[4] = {STDERR_FILENO, f->vcpu_fd, f->in_fd, f->out_fd};
+    unsigned lo = 0;
+    qsort(keep, 4, sizeof keep[0], cmp_int);
+    for (int i = 0; i < 4; i++) {
+        if (keep[i] < 0 || (unsigned)keep[i] < lo)
+            continue;
+        if ((unsigned)keep[i] > lo &&
+            close_range(lo, (unsigned)keep[i] - 1, 0) < 0)
+            return -errno;
+        lo = (unsigned)keep[i] + 1;
+    }
+    return close_range(lo, ~0u, 0) < 0 ? -errno : 0;
+}
+
+static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
+{
+    int r = 0;
+    /* The data path: one exit per chunk, served by pread/pwrite. */
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
+                          SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->vcpu_fd),
+                          SCMP_A1(SCMP_CMP_EQ, KVM_RUN));
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pread64), 1,
+                          SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->in_fd));
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pwrite64), 1,
+                          SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->out_fd));
+    /* Notices and the final message. */
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
+                          SCMP_A0(SCMP_CMP_EQ, STDERR_FILENO));
+    /* The watchdog's SIGALRM handler returns through rt_sigreturn. */
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigreturn), 0);
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(exit_group), 0);
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(exit), 0);
+    return r;
+}
+
+int sandbox_lockdown(const struct sandbox_fds *f, char *err, size_t errlen)
+{
+    struct rlimit zero = {0, 0};
+    scmp_filter_ctx ctx;
+    int ret;
+
+    if ((ret = close_other_fds(f)) < 0) {
+        snprintf(err, errlen, "sandbox: close_range: %s", strerror(-ret));
+        return ret;
+    }
+    /* No core dumps of guest memory; no new fds even if seccomp failed. */
+    if (setrlimit(RLIMIT_CORE, &zero) < 0 ||
+        setrlimit(RLIMIT_NOFILE, &zero) < 0 ||
+        prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
+        prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
+        snprintf(err, errlen, "sandbox: %s", strerror(errno));
+        return -errno;
+    }
+    ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+    if (!ctx) {
+        snprintf(err, errlen, "sandbox: seccomp_init failed");
+        return -ENOMEM;
+    }
+    ret = add_rules(ctx, f);
+    if (ret == 0)
+        ret = seccomp_load(ctx);
+    seccomp_release(ctx);
+    if (ret != 0) {
+        snprintf(err, errlen, "sandbox: cannot load the seccomp filter: %s",
+                 strerror(ret < 0 ? -ret : EINVAL));
+        return ret < 0 ? ret : -EINVAL;
+    }
+    return 0;
+}

@@ -1,0 +1,17 @@
+/* Lock-down applied after the VM is built and before the first KVM_RUN. */
+#ifndef INSTAR_VMM_SANDBOX_H
+#define INSTAR_VMM_SANDBOX_H
+
+#include <stddef.h>
+
+struct sandbox_fds {
+    int vcpu_fd;
+    int in_fd;
+    int out_fd;
+};
+
+/* Closes every fd but stderr and the given ones, sets rlimits, no_new_privs
+ * and a kill-by-default seccomp filter. Returns 0 or -errno with err set. */
+int sandbox_lockdown(const struct sandbox_fds *f, char *err, size_t errlen);
+
+#endif

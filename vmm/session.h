@@ -1,0 +1,71 @@
+/*
+ * What the host knows about one guest run: the files it may touch, the dd
+ * operands, and how far the guest has got. Every guest call is checked
+ * against this state (calls.c).
+ */
+#ifndef INSTAR_VMM_SESSION_H
+#define INSTAR_VMM_SESSION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "instar_ct.h"
+#include "vm.h"
+#include "window.h"
+
+#define SESSION_ERR_MAX 512
+
+struct vmm_limits {
+    uint64_t total_ms; /* whole run; 0 = unlimited */
+    uint64_t idle_ms;  /* longest time without a guest call; 0 = unlimited */
+};
+
+struct vmm_session {
+    /* Set up by the caller. */
+    struct vm *vm;
+    const char *in_name;  /* for messages only */
+    const char *out_name; /* for messages only */
+    int in_fd;
+    uint64_t in_size;
+    int out_fd;
+    uint32_t in_format;
+    uint32_t out_format;
+    struct window_args args;
+    FILE *notice; /* where notices and guest logs go (stderr) */
+
+    /* Progress, owned by calls.c. */
+    bool hello;
+    bool begun;
+    uint64_t out_limit; /* writes must end at or before this */
+    uint64_t out_high;  /* highest byte written + 1 */
+    uint64_t calls;
+
+    /* Outcome: done is set by exit, fault or any violation. */
+    bool done;
+    bool ok;
+    char err[SESSION_ERR_MAX];
+};
+
+enum call_next { CALL_CONTINUE, CALL_STOP };
+
+/* Handles one port write of the guest (a call). */
+enum call_next calls_dispatch(struct vmm_session *s, uint16_t port,
+                              uint32_t data);
+
+/* Records the first failure; always returns CALL_STOP. */
+enum call_next session_fail(struct vmm_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Largest output file the format may need for an output of out_size
+ * virtual bytes (raw: exactly out_size). */
+uint64_t calls_output_limit(uint32_t format, uint64_t out_size);
+
+/* Creates the VM, loads the guest image, runs it to completion (run.c).
+ * With lockdown, the sandbox is applied before the first KVM_RUN.
+ * Returns 0 when the guest finished successfully; otherwise s->err says
+ * why. */
+int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
+            const struct vmm_limits *lim, bool lockdown);
+
+#endif
