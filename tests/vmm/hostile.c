@@ -1,0 +1,114 @@
+/*
+ * A guest that misbehaves on purpose. The host test picks the scenario
+ * through the boot info's bs field; each one must stop the VM cleanly
+ * with a message, never hurt the host.
+ */
+#include "ct.h"
+#include "hostile.h"
+
+__attribute__((noreturn)) void guest_main(const struct ct_bootinfo *bi);
+
+__attribute__((noreturn)) void __stack_chk_fail(void)
+{
+    ct_exit(CT_STATUS_FAIL, "hostile: stack smashing detected");
+}
+
+static void call(unsigned port, volatile void *args)
+{
+    uint32_t gpa = (uint32_t)(uintptr_t)args;
+    __asm__ volatile("outl %0, %w1" : : "a"(gpa), "Nd"((uint16_t)port)
+                     : "memory");
+}
+
+static void read_call(uint32_t handle, uint64_t gpa, uint64_t len)
+{
+    struct ct_read a = {.handle = handle, .offset = 0, .gpa = gpa, .len = len};
+    call(CT_PORT_BASE + CT_CALL_READ, &a);
+}
+
+static void write_call(uint64_t off, uint64_t gpa, uint64_t len)
+{
+    struct ct_write a = {.offset = off, .gpa = gpa, .len = len};
+    call(CT_PORT_BASE + CT_CALL_WRITE, &a);
+}
+
+static void begin(uint64_t vsize)
+{
+    struct ct_begin_output a = {.format = CT_FMT_RAW, .virtual_size = vsize};
+    call(CT_PORT_BASE + CT_CALL_BEGIN_OUTPUT, &a);
+}
+
+void guest_main(const struct ct_bootinfo *bi)
+{
+    uint64_t io = bi->io_base;
+
+    if (bi->bs != H_CALL_BEFORE_HELLO && bi->bs != H_BAD_PORT_CPL3 &&
+        ct_hello() != CT_OK)
+        ct_exit(CT_STATUS_FAIL, "hostile: hello failed");
+    switch (bi->bs) {
+    case H_OK_EMPTY:
+        begin(0);
+        ct_exit(CT_STATUS_OK, 0);
+    case H_BYTE_PORT_ACCESS:
+        /* The bitmap opens port CT_CALL_COUNT's byte (outl to the last
+         * call needs it); an outb there must still be refused. */
+        __asm__ volatile("outb %b0, %w1" : : "a"(0), "Nd"(
+                             (uint16_t)(CT_PORT_BASE + CT_CALL_COUNT)));
+        break;
+    case H_FORGED_FAULT:
+        call(CT_PORT_BASE + CT_CALL_FAULT, (void *)(uintptr_t)io);
+        break;
+    case H_BAD_PORT_CPL3:
+        call(0x80, (void *)(uintptr_t)io); /* not in the I/O bitmap */
+        break;
+    case H_ARGS_OUTSIDE_RAM:
+        call(CT_PORT_BASE + CT_CALL_READ,
+             (void *)(uintptr_t)(CT_RAM_SIZE - 8));
+        break;
+    case H_READ_OUTSIDE_IO:
+        read_call(CT_HANDLE_INPUT, CT_PT_GPA, 4096); /* over page tables */
+        break;
+    case H_READ_OVERSIZE:
+        read_call(CT_HANDLE_INPUT, io, CT_IO_SIZE + 1ull);
+        break;
+    case H_READ_GPA_OVERFLOW:
+        read_call(CT_HANDLE_INPUT, ~0ull - 15, 32);
+        break;
+    case H_READ_BAD_HANDLE:
+        read_call(7, io, 512);
+        break;
+    case H_WRITE_BEFORE_BEGIN:
+        write_call(0, io, 512);
+        break;
+    case H_WRITE_BEYOND_LIMIT:
+        begin(1024);
+        write_call(1000, io, 512);
+        break;
+    case H_WRITE_OFFSET_OVERFLOW:
+        begin(1024);
+        write_call(~0ull - 100, io, 512);
+        break;
+    case H_EXIT_INCOMPLETE:
+        begin(1024);
+        ct_exit(CT_STATUS_OK, 0);
+    case H_SPIN:
+        for (;;)
+            __asm__ volatile("pause");
+    case H_NULL_DEREF:
+        *(volatile int *)0 = 1;
+        break;
+    case H_PRIVILEGED:
+        __asm__ volatile("hlt"); /* CPL3: #GP */
+        break;
+    case H_CALL_BEFORE_HELLO:
+        begin(0);
+        break;
+    case H_EXIT_CONTROL_CHARS:
+        ct_exit(CT_STATUS_FAIL, "evil \x1b[2J\x07 message");
+    case H_DOUBLE_BEGIN:
+        begin(0);
+        begin(0);
+        break;
+    }
+    ct_exit(CT_STATUS_FAIL, "hostile: the host let a bad call through");
+}
