@@ -17,7 +17,7 @@ static void check(const struct wcase *c)
 {
     struct window_args a = {c->bs, c->count, c->skip, c->has_count,
                             c->has_skip};
-    struct window w;
+    struct window w = {0};
     cr_assert(window_compute(c->vsize, &a, &w),
               "vsize %llu bs %llu count %llu skip %llu rejected",
               (unsigned long long)c->vsize, (unsigned long long)c->bs,

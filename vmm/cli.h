@@ -1,0 +1,42 @@
+/* The `instar dd` command line, parsed as `qemu-img dd` parses it. */
+#ifndef INSTAR_CLI_H
+#define INSTAR_CLI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+struct dd_opts {
+    const char *in_path;  /* if=, points into argv; NULL if absent */
+    const char *out_path; /* of= */
+    const char *in_fmt;   /* -f NAME, NULL if not given (probe) */
+    const char *out_fmt;  /* -O NAME, NULL if not given (raw) */
+    uint64_t bs;          /* default 512 */
+    uint64_t count, skip;
+    bool has_count, has_skip;
+    bool help;            /* -h / --help given: caller prints help, exit 0 */
+};
+
+/*
+ * Parses `instar dd` arguments. argv[0] is "dd" (the subcommand name),
+ * argv[argc] == NULL; argv is permuted (GNU getopt). Returns 0 on success,
+ * including when -h/--help stopped the parse (o->help set, other fields
+ * unspecified). On error returns -1 and writes one message into err, meant
+ * to be printed as "instar: %s\n": no leading prefix and no trailing
+ * newline, but it may hold several lines, and a continuation line that
+ * qemu-img prefixes with its name already starts with "instar: ".
+ * Warnings (hex with a suffix) go to `warn` (may be NULL), one line each,
+ * prefixed "instar: warning: ", as they occur, even if the same operand then
+ * fails. Not reentrant: it uses getopt's globals.
+ */
+int dd_parse_args(int argc, char **argv, struct dd_opts *o,
+                  char *err, size_t errlen, FILE *warn);
+
+/*
+ * The CT_FMT_* value (calltable/instar_ct.h) for "raw", "qcow2", "vmdk",
+ * "vpc" or "vhdx", matched case sensitively as qemu does; -1 otherwise.
+ */
+int dd_format_lookup(const char *name);
+
+#endif
