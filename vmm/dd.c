@@ -1,0 +1,261 @@
+/*
+ * `instar dd`: the host flow. The parent process is the jailer: it parses
+ * operands, opens the input, prepares the atomic output, then forks a child
+ * that builds the VM, locks itself down and runs the guest. The parent
+ * never maps guest memory; it only commits or discards the output by the
+ * child's exit status. Order of checks follows qemu-img dd (docs/dd.md).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "dd.h"
+#include "guest_image.h"
+#include "output.h"
+#include "session.h"
+
+#define DEFAULT_IDLE_MS 30000ull           /* a chunk takes milliseconds */
+#define DEFAULT_TOTAL_MS (12ull * 3600000) /* far beyond any sane image */
+
+static struct output out;
+static volatile pid_t child_pid;
+
+void dd_usage(FILE *f)
+{
+    fputs("usage: instar dd [-f FMT] [-O OUTPUT_FMT] if=INPUT of=OUTPUT "
+          "[bs=N] [count=N] [skip=N]\n"
+          "\n"
+          "Copies a window of a disk image, like qemu-img dd, with every byte "
+          "of\nthe image handled inside a KVM sandbox.\n"
+          "\n"
+          "  if=INPUT     input image (regular file or block device)\n"
+          "  of=OUTPUT    output image; written to a temporary file and "
+          "renamed\n"
+          "               into place only on success\n"
+          "  bs=N         block size, 1..2147483647 (default 512)\n"
+          "  count=N      stop copying at block N of the input\n"
+          "  skip=N       start copying at block N of the input\n"
+          "  -f FMT       input format (default: probe the content)\n"
+          "  -O FMT       output format (default: raw)\n"
+          "  -U           accepted for compatibility (instar never locks "
+          "images)\n"
+          "  -h, --help   show this help\n"
+          "\n"
+          "N takes the suffixes k, M, G, T, P, E (powers of 1024) or b "
+          "(bytes).\n"
+          "Formats: raw. (qcow2, vmdk, vpc and vhdx are not supported yet.)\n"
+          "\n"
+          "Environment: INSTAR_WATCHDOG_TOTAL_MS (default 43200000) and\n"
+          "INSTAR_WATCHDOG_IDLE_MS (default 30000) bound the guest's run "
+          "time and\nthe time between its calls; 0 disables a limit.\n",
+          f);
+}
+
+static void on_signal(int sig)
+{
+    const char *tmp = output_tmp_path(&out);
+    if (child_pid > 0)
+        kill(child_pid, SIGKILL);
+    if (tmp)
+        unlink(tmp);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void catch_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+static uint64_t env_ms(const char *name, uint64_t dflt)
+{
+    const char *v = getenv(name);
+    char *end;
+    if (!v || !*v)
+        return dflt;
+    errno = 0;
+    unsigned long long n = strtoull(v, &end, 10);
+    if (errno || *end) {
+        fprintf(stderr, "instar: warning: ignoring bad %s=%s\n", name, v);
+        return dflt;
+    }
+    return n;
+}
+
+/* Opens if= without blocking (a FIFO must not hang us) and accepts only
+ * regular files and block devices. */
+static int open_input(const char *path, uint64_t *size)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        fprintf(stderr, "instar: Could not open '%s': %s\n", path,
+                strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0)
+        goto bad;
+    if (S_ISREG(st.st_mode)) {
+        *size = (uint64_t)st.st_size;
+    } else if (S_ISBLK(st.st_mode)) {
+        if (ioctl(fd, BLKGETSIZE64, size) < 0)
+            goto bad;
+    } else {
+        fprintf(stderr,
+                "instar: Could not open '%s': not a regular file or block "
+                "device\n",
+                path);
+        close(fd);
+        return -1;
+    }
+    return fd;
+bad:
+    fprintf(stderr, "instar: Could not open '%s': %s\n", path,
+            strerror(errno));
+    close(fd);
+    return -1;
+}
+
+/* Picks the -f / -O format; prints qemu's message for unknown names. */
+static int pick_format(const char *name, const char *in_path, bool input)
+{
+    int fmt;
+    if (!name)
+        return input ? CT_FMT_PROBE : CT_FMT_RAW;
+    fmt = dd_format_lookup(name);
+    if (fmt < 0) {
+        if (input)
+            fprintf(stderr, "instar: Could not open '%s': Unknown driver "
+                            "'%s'\n",
+                    in_path, name);
+        else
+            fprintf(stderr, "instar: Unknown file format '%s'\n", name);
+        return -1;
+    }
+    if (fmt != CT_FMT_RAW) {
+        fprintf(stderr, "instar: %s format '%s' is not supported yet\n",
+                input ? "input" : "output", name);
+        return -1;
+    }
+    return fmt;
+}
+
+/* The sandboxed child: never returns. */
+static void run_child(struct vmm_session *s)
+{
+    struct vm vm;
+    struct vmm_limits lim = {
+        env_ms("INSTAR_WATCHDOG_TOTAL_MS", DEFAULT_TOTAL_MS),
+        env_ms("INSTAR_WATCHDOG_IDLE_MS", DEFAULT_IDLE_MS),
+    };
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    s->vm = &vm;
+    if (vmm_run(s, instar_guest_image, instar_guest_image_len, &lim, true)) {
+        fprintf(stderr, "instar: %s\n", s->err);
+        _exit(1);
+    }
+    _exit(0);
+}
+
+static int wait_child(pid_t pid)
+{
+    int st;
+    while (waitpid(pid, &st, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    if (WIFEXITED(st))
+        return WEXITSTATUS(st) == 0 ? 0 : -1;
+    if (WIFSIGNALED(st))
+        fprintf(stderr, "instar: sandbox process killed by signal %d%s\n",
+                WTERMSIG(st),
+                WTERMSIG(st) == SIGSYS ? " (forbidden system call)" : "");
+    return -1;
+}
+
+static int run_job(struct vmm_session *s)
+{
+    char err[512];
+    pid_t pid;
+
+    catch_signals();
+    if (output_prepare(&out, s->out_name, err,
+                       sizeof err) < 0) {
+        fprintf(stderr, "instar: %s\n", err);
+        return 1;
+    }
+    s->out_fd = out.fd;
+    fflush(NULL);
+    pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "instar: fork: %s\n", strerror(errno));
+        output_abort(&out);
+        return 1;
+    }
+    if (pid == 0)
+        run_child(s);
+    child_pid = pid;
+    if (wait_child(pid) < 0) {
+        output_abort(&out);
+        return 1;
+    }
+    child_pid = 0;
+    if (output_commit(&out, err, sizeof err) < 0) {
+        fprintf(stderr, "instar: %s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+int dd_main(int argc, char **argv)
+{
+    struct dd_opts o;
+    struct vmm_session s;
+    char err[512];
+    int in_fmt, out_fmt, ret;
+
+    if (dd_parse_args(argc, argv, &o, err, sizeof err, stderr) < 0) {
+        fprintf(stderr, "instar: %s\n", err);
+        return 1;
+    }
+    if (o.help) {
+        dd_usage(stdout);
+        return 0;
+    }
+    memset(&s, 0, sizeof s);
+    s.in_name = o.in_path;
+    s.out_name = o.out_path;
+    s.notice = stderr;
+    s.args = (struct window_args){o.bs, o.count, o.skip, o.has_count,
+                                  o.has_skip};
+    if ((in_fmt = pick_format(o.in_fmt, o.in_path, true)) < 0)
+        return 1;
+    if ((s.in_fd = open_input(o.in_path, &s.in_size)) < 0)
+        return 1;
+    if ((out_fmt = pick_format(o.out_fmt, o.in_path, false)) < 0) {
+        close(s.in_fd);
+        return 1;
+    }
+    s.in_format = (uint32_t)in_fmt;
+    s.out_format = (uint32_t)out_fmt;
+    ret = run_job(&s);
+    close(s.in_fd);
+    return ret;
+}

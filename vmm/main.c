@@ -1,0 +1,50 @@
+/* instar: subcommand dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "dd.h"
+#include "instar_ct.h"
+
+#ifndef INSTAR_VERSION
+#define INSTAR_VERSION "unknown"
+#endif
+
+static void usage(FILE *f)
+{
+    fputs("usage: instar COMMAND [ARGS]\n"
+          "\n"
+          "A sandboxed disk-image tool: untrusted image bytes are only ever "
+          "parsed\ninside a KVM guest.\n"
+          "\n"
+          "Commands:\n"
+          "  dd        copy a window of an image, like qemu-img dd "
+          "(instar dd --help)\n"
+          "\n"
+          "Options:\n"
+          "  -h, --help     show this help\n"
+          "  -V, --version  show the version\n",
+          f);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "-V") || !strcmp(argv[1], "--version")) {
+        printf("instar %s (call-table ABI %u)\n", INSTAR_VERSION,
+               CT_ABI_VERSION);
+        return 0;
+    }
+    if (!strcmp(argv[1], "dd"))
+        return dd_main(argc - 1, argv + 1);
+    fprintf(stderr, "instar: unknown command '%s'\nTry 'instar --help' for "
+                    "more information\n",
+            argv[1]);
+    return 1;
+}
