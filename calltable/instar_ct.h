@@ -25,7 +25,7 @@
 #define CT_ULL(x) x##ull
 #endif
 
-#define CT_ABI_VERSION CT_U(1)
+#define CT_ABI_VERSION CT_U(2)
 
 /* ---- Transport ---------------------------------------------------------- */
 
@@ -40,7 +40,8 @@
 #define CT_CALL_LOG 5          /* struct ct_log */
 #define CT_CALL_EXIT 6         /* struct ct_exit */
 #define CT_CALL_FAULT 7        /* struct ct_fault, from the CPL0 stub only */
-#define CT_CALL_COUNT 8
+#define CT_CALL_OPEN_BACKING 8 /* struct ct_open_backing (ABI 2) */
+#define CT_CALL_COUNT 9
 
 #ifndef __ASSEMBLER__
 
@@ -58,7 +59,7 @@ enum ct_result {
 /* Handles the host hands out. The output is written only via CT_CALL_WRITE. */
 enum ct_handle {
     CT_HANDLE_INPUT = 0,
-    CT_HANDLE_FIRST_BACKING = 1 /* reserved for backing files (issue 3) */
+    CT_HANDLE_FIRST_BACKING = 1 /* then one per file open_backing granted */
 };
 
 /* Image formats, used in boot info and begin_output. */
@@ -127,6 +128,19 @@ struct ct_log {
     int32_t ret;        /* OUT */
     uint64_t gpa;       /* IN: message bytes (anywhere in guest RAM) */
     uint64_t len;       /* IN: <= CT_MSG_MAX */
+};
+
+/* Asks for a file an image refers to (backing file, extent, parent,
+ * external data file) by the name stored in the image. The host resolves
+ * it relative to the parent image, applies its policy (allowed
+ * directories, depth, cycles) and answers a new read-only handle or
+ * CT_EPERM, whatever the reason. */
+struct ct_open_backing {
+    uint32_t parent;   /* IN: handle of the image that names the file */
+    int32_t ret;       /* OUT */
+    uint64_t name_gpa; /* IN: the name's bytes (anywhere in guest RAM) */
+    uint32_t name_len; /* IN: 1 .. CT_NAME_MAX, no NUL bytes */
+    uint32_t handle;   /* OUT */
 };
 
 /* Ends the run. status CT_STATUS_OK means the output is complete. */
@@ -214,6 +228,9 @@ struct ct_bootinfo {
 
 #define CT_IO_MAX_LEN CT_IO_SIZE /* one call moves at most the whole area */
 #define CT_MSG_MAX CT_U(1024)
+#define CT_NAME_MAX CT_U(4095)
+#define CT_HANDLES_MAX CT_U(1024) /* input + granted files */
+#define CT_CHAIN_DEPTH_MAX CT_U(16)
 
 #ifndef __ASSEMBLER__
 /* ---- Layout asserts ------------------------------------------------------ */
@@ -240,6 +257,10 @@ CT_ASSERT_SIZE(ct_log, 24);
 CT_ASSERT_SIZE(ct_exit, 24);
 CT_ASSERT_OFF(ct_exit, msg_gpa, 8);
 CT_ASSERT_SIZE(ct_fault, 32);
+CT_ASSERT_SIZE(ct_open_backing, 24);
+CT_ASSERT_OFF(ct_open_backing, name_gpa, 8);
+CT_ASSERT_OFF(ct_open_backing, name_len, 16);
+CT_ASSERT_OFF(ct_open_backing, handle, 20);
 CT_ASSERT_SIZE(ct_bootinfo, 72);
 CT_ASSERT_OFF(ct_bootinfo, bs, 16);
 CT_ASSERT_OFF(ct_bootinfo, io_base, 40);

@@ -73,6 +73,19 @@ static void hc_log(void *ctx, const char *msg, uint64_t len)
     ct_call(CT_CALL_LOG, &a);
 }
 
+static int hc_open_backing(void *ctx, uint32_t parent, const char *name,
+                           uint32_t name_len, uint32_t *handle)
+{
+    (void)ctx;
+    struct ct_open_backing a = {.parent = parent,
+                                .ret = CT_EINVAL,
+                                .name_gpa = (uint64_t)(uintptr_t)name,
+                                .name_len = name_len};
+    ct_call(CT_CALL_OPEN_BACKING, &a);
+    *handle = a.handle;
+    return a.ret;
+}
+
 void ct_exit(uint32_t status, const char *msg)
 {
     struct ct_exit a = {.status = status,
@@ -90,4 +103,5 @@ const struct ct_ops ct_hypercall_ops = {
     .write = hc_write,
     .begin_output = hc_begin_output,
     .log = hc_log,
+    .open_backing = hc_open_backing,
 };

@@ -22,6 +22,8 @@ struct ct_ops {
     int (*write)(void *ctx, uint64_t off, const void *buf, uint64_t len);
     int (*begin_output)(void *ctx, uint32_t format, uint64_t vsize);
     void (*log)(void *ctx, const char *msg, uint64_t len);
+    int (*open_backing)(void *ctx, uint32_t parent, const char *name,
+                        uint32_t name_len, uint32_t *handle);
 };
 
 const char *ct_result_str(int ret);

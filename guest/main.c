@@ -27,9 +27,10 @@ void guest_main(const struct ct_bootinfo *bi)
                  .has_count = (bi->flags & CT_BOOT_HAS_COUNT) != 0,
                  .has_skip = (bi->flags & CT_BOOT_HAS_SKIP) != 0},
     };
-    struct engine_buf buf = {(uint8_t *)(uintptr_t)bi->io_base, bi->io_size};
+    struct dd_mem mem = {(void *)(uintptr_t)bi->heap_base, bi->heap_size,
+                         (void *)(uintptr_t)bi->io_base, bi->io_size};
 
-    if (dd_run(&cfg, &ct_hypercall_ops, &buf, &err) != G_OK)
+    if (dd_run(&cfg, &ct_hypercall_ops, &mem, &err) != G_OK)
         ct_exit(CT_STATUS_FAIL, err.msg[0] ? err.msg : "guest: failed");
     ct_exit(CT_STATUS_OK, 0);
 }

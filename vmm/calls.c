@@ -92,15 +92,26 @@ static enum call_next do_hello(struct vmm_session *s, uint32_t gpa)
     return CALL_CONTINUE;
 }
 
+static const struct vmm_file *file_of(struct vmm_session *s, uint32_t h,
+                                      const char *call)
+{
+    if (h >= s->files->nfiles) {
+        session_fail(s, "guest stopped: %s of bad handle %u", call,
+                     (unsigned)h);
+        return NULL;
+    }
+    return &s->files->files[h];
+}
+
 static enum call_next do_size(struct vmm_session *s, uint32_t gpa)
 {
     struct ct_size a;
+    const struct vmm_file *f;
     if (!copy_in(s, gpa, &a, sizeof a, "size"))
         return CALL_STOP;
-    if (a.handle != CT_HANDLE_INPUT)
-        return session_fail(s, "guest stopped: size of bad handle %u",
-                            (unsigned)a.handle);
-    a.size = s->in_size;
+    if (!(f = file_of(s, a.handle, "size")))
+        return CALL_STOP;
+    a.size = f->size;
     a.ret = CT_OK;
     COPY_OUT(s, gpa, a, ret);
     COPY_OUT(s, gpa, a, size);
@@ -110,14 +121,14 @@ static enum call_next do_size(struct vmm_session *s, uint32_t gpa)
 static enum call_next do_read(struct vmm_session *s, uint32_t gpa)
 {
     struct ct_read a;
+    const struct vmm_file *f;
     uint64_t end;
     uint8_t *buf;
 
     if (!copy_in(s, gpa, &a, sizeof a, "read"))
         return CALL_STOP;
-    if (a.handle != CT_HANDLE_INPUT)
-        return session_fail(s, "guest stopped: read of bad handle %u",
-                            (unsigned)a.handle);
+    if (!(f = file_of(s, a.handle, "read")))
+        return CALL_STOP;
     if (!(buf = io_buf(s, a.gpa, a.len, "read")))
         return CALL_STOP;
     if (__builtin_add_overflow(a.offset, a.len, &end) ||
@@ -129,7 +140,7 @@ static enum call_next do_read(struct vmm_session *s, uint32_t gpa)
     a.nread = 0;
     a.ret = CT_OK;
     while (a.nread < a.len) {
-        ssize_t n = pread(s->in_fd, buf + a.nread, a.len - a.nread,
+        ssize_t n = pread(f->fd, buf + a.nread, a.len - a.nread,
                           (off_t)(a.offset + a.nread));
         if (n < 0 && errno == EINTR)
             continue;
@@ -265,6 +276,28 @@ static enum call_next do_exit(struct vmm_session *s, uint32_t gpa)
     return CALL_STOP;
 }
 
+static enum call_next do_open_backing(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_open_backing a;
+    const char *name;
+
+    if (!copy_in(s, gpa, &a, sizeof a, "open_backing"))
+        return CALL_STOP;
+    if (a.name_len == 0 || a.name_len > CT_NAME_MAX ||
+        !(name = vmm_gpa(s->vm, a.name_gpa, a.name_len)))
+        return session_fail(s, "guest stopped: open_backing name at 0x%llx "
+                               "length %u is invalid",
+                            (unsigned long long)a.name_gpa,
+                            (unsigned)a.name_len);
+    /* Policy refusals are answers, not violations: the name came from the
+     * image, and the guest reports it with the image's context. */
+    a.handle = 0;
+    a.ret = backing_open(s->files, a.parent, name, a.name_len, &a.handle);
+    COPY_OUT(s, gpa, a, ret);
+    COPY_OUT(s, gpa, a, handle);
+    return CALL_CONTINUE;
+}
+
 static const char *const vector_names[CT_EXC_VECTORS] = {
     [0] = "#DE divide error", [1] = "#DB debug", [3] = "#BP breakpoint",
     [4] = "#OF overflow", [5] = "#BR bound range", [6] = "#UD invalid opcode",
@@ -321,6 +354,8 @@ enum call_next calls_dispatch(struct vmm_session *s, uint16_t port,
         return do_begin_output(s, gpa);
     case CT_CALL_LOG:
         return do_log(s, gpa);
+    case CT_CALL_OPEN_BACKING:
+        return do_open_backing(s, gpa);
     default:
         return do_exit(s, gpa);
     }

@@ -16,7 +16,7 @@
 
 #define TRY_HELP "Try 'instar --help' for more information"
 
-enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS };
+enum { OPT_OBJECT = 256, OPT_IMAGE_OPTS, OPT_BACKING_DIR };
 
 /*
  * qemu-img dd's own long options. --object and --image-opts are listed so
@@ -28,6 +28,8 @@ static const struct option long_opts[] = {
     {"object", required_argument, NULL, OPT_OBJECT},
     {"image-opts", no_argument, NULL, OPT_IMAGE_OPTS},
     {"force-share", no_argument, NULL, 'U'},
+    /* instar's own: more directories backing files may come from */
+    {"backing-dir", required_argument, NULL, OPT_BACKING_DIR},
     {NULL, 0, NULL, 0},
 };
 
@@ -156,6 +158,13 @@ static int parse_options(int argc, char **argv, struct dd_opts *o,
             break;
         case 'U':
             break; /* sharing locks mean nothing to a read-only sandbox */
+        case OPT_BACKING_DIR:
+            if (o->n_backing_dirs >= DD_BACKING_DIRS_MAX)
+                return fail(err, errlen,
+                            "too many --backing-dir options (max %d)",
+                            DD_BACKING_DIRS_MAX);
+            o->backing_dirs[o->n_backing_dirs++] = optarg;
+            break;
         case OPT_OBJECT:
             return fail(err, errlen, "option '--object' is not supported");
         case OPT_IMAGE_OPTS:

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#define DD_BACKING_DIRS_MAX 15
+
 struct dd_opts {
     const char *in_path;  /* if=, points into argv; NULL if absent */
     const char *out_path; /* of= */
@@ -16,6 +18,10 @@ struct dd_opts {
     uint64_t count, skip;
     bool has_count, has_skip;
     bool help;            /* -h / --help given: caller prints help, exit 0 */
+    /* --backing-dir DIR (repeatable): where files an image refers to may
+     * also come from, besides the input's own directory */
+    const char *backing_dirs[DD_BACKING_DIRS_MAX];
+    unsigned n_backing_dirs;
 };
 
 /*

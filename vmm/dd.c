@@ -49,6 +49,11 @@ void dd_usage(FILE *f)
           "  -O FMT       output format (default: raw)\n"
           "  -U           accepted for compatibility (instar never locks "
           "images)\n"
+          "  --backing-dir DIR\n"
+          "               also allow backing files, extents and parents "
+          "from DIR\n"
+          "               (default: only the input's own directory and "
+          "below)\n"
           "  -h, --help   show this help\n"
           "\n"
           "N takes the suffixes k, M, G, T, P, E (powers of 1024) or b "
@@ -255,7 +260,18 @@ int dd_main(int argc, char **argv)
     }
     s.in_format = (uint32_t)in_fmt;
     s.out_format = (uint32_t)out_fmt;
+    /* Allocated here: the sandboxed child may not allocate. */
+    s.files = calloc(1, sizeof *s.files);
+    if (!s.files ||
+        backing_init(s.files, o.in_path, s.in_fd, s.in_size, o.backing_dirs,
+                     o.n_backing_dirs, err, sizeof err) < 0) {
+        fprintf(stderr, "instar: %s\n", s.files ? err : "out of memory");
+        close(s.in_fd);
+        free(s.files);
+        return 1;
+    }
     ret = run_job(&s);
     close(s.in_fd);
+    free(s.files);
     return ret;
 }

@@ -137,6 +137,16 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
     uint64_t canary;
     int ret;
 
+    if (!s->files) {
+        /* No roots: the hostile-guest tests and any caller that has no
+         * backing directories get a table with just the input. */
+        static struct vmm_files only_input;
+        only_input.nroots = 0;
+        only_input.nfiles = 1;
+        only_input.files[0] = (struct vmm_file){.fd = s->in_fd,
+                                                .size = s->in_size};
+        s->files = &only_input;
+    }
     if ((ret = vm_create(s->vm, err, sizeof err)) < 0 ||
         (ret = loader_load(s->vm, img, img_len, err, sizeof err)) < 0)
         goto fail;
@@ -155,7 +165,12 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
         goto fail;
     }
     if (lockdown) {
-        struct sandbox_fds f = {s->vm->vcpu_fd, s->in_fd, s->out_fd};
+        struct sandbox_fds f = {.vcpu_fd = s->vm->vcpu_fd,
+                                .out_fd = s->out_fd};
+        f.keep[f.nkeep++] = s->files->files[0].fd;
+        for (unsigned i = 0; i < s->files->nroots && i < VMM_ROOTS_MAX; i++)
+            f.keep[f.nkeep++] = f.roots[f.nroots++] =
+                s->files->roots[i].fd;
         if ((ret = sandbox_lockdown(&f, err, sizeof err)) < 0)
             goto fail;
     }

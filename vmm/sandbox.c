@@ -1,9 +1,10 @@
 /*
  * The seccomp allowlist for the process that runs the guest. Everything
  * not listed kills the process (SIGSYS). After lock-down the process can
- * only: run the vCPU, read the input, write the output, write messages to
+ * only: run the vCPU, read its files, write the output, open files beneath
+ * the allowed directories (openat2, for backing files), write messages to
  * stderr, return from the watchdog's signal handler, and exit. It cannot
- * open, map, fork, exec or rename anything: the parent does the commit.
+ * map, fork, exec, rename or unlink anything: the parent does the commit.
  */
 #define _GNU_SOURCE
 #include "sandbox.h"
@@ -18,18 +19,23 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "instar_ct.h"
+
 static int cmp_int(const void *a, const void *b)
 {
     return *(const int *)a - *(const int *)b;
 }
 
 /* close_range() over the gaps between the fds we keep. */
-static int close_other_fds(const struct sandbox_fds *f)
+static int close_other_fds(const struct sandbox_fds *f, int *max_fd)
 {
-    int keep[4] = {STDERR_FILENO, f->vcpu_fd, f->in_fd, f->out_fd};
-    unsigned lo = 0;
-    qsort(keep, 4, sizeof keep[0], cmp_int);
-    for (int i = 0; i < 4; i++) {
+    int keep[SANDBOX_KEEP_MAX + 3] = {STDERR_FILENO, f->vcpu_fd, f->out_fd};
+    unsigned n = 3, lo = 0;
+    for (unsigned i = 0; i < f->nkeep && i < SANDBOX_KEEP_MAX; i++)
+        keep[n++] = f->keep[i];
+    qsort(keep, n, sizeof keep[0], cmp_int);
+    *max_fd = keep[n - 1];
+    for (unsigned i = 0; i < n; i++) {
         if (keep[i] < 0 || (unsigned)keep[i] < lo)
             continue;
         if ((unsigned)keep[i] > lo &&
@@ -47,10 +53,21 @@ static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
                           SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->vcpu_fd),
                           SCMP_A1(SCMP_CMP_EQ, KVM_RUN));
-    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pread64), 1,
-                          SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->in_fd));
+    /* pread on any fd: the fds of backing files are only known later, and
+     * every fd this process holds is one it may read (the output, the
+     * vCPU and O_PATH directory fds just fail). */
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pread64), 0);
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pwrite64), 1,
                           SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->out_fd));
+    /* Backing files: openat2 only from an allowed directory fd (the host
+     * adds RESOLVE_BENEATH; the policy in backing.c runs first), fstat to
+     * check it is a regular file, close to drop a refused one. */
+    for (unsigned i = 0; i < f->nroots; i++)
+        r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(openat2), 1,
+                              SCMP_A0(SCMP_CMP_EQ,
+                                      (scmp_datum_t)f->roots[i]));
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fstat), 0);
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(close), 0);
     /* Notices and the final message. */
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
                           SCMP_A0(SCMP_CMP_EQ, STDERR_FILENO));
@@ -63,17 +80,19 @@ static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
 
 int sandbox_lockdown(const struct sandbox_fds *f, char *err, size_t errlen)
 {
-    struct rlimit zero = {0, 0};
+    struct rlimit zero = {0, 0}, nofile;
     scmp_filter_ctx ctx;
-    int ret;
+    int ret, max_fd;
 
-    if ((ret = close_other_fds(f)) < 0) {
+    if ((ret = close_other_fds(f, &max_fd)) < 0) {
         snprintf(err, errlen, "sandbox: close_range: %s", strerror(-ret));
         return ret;
     }
-    /* No core dumps of guest memory; no new fds even if seccomp failed. */
+    /* No core dumps of guest memory; no more fds than backing files need
+     * even if seccomp failed. */
+    nofile.rlim_cur = nofile.rlim_max = (rlim_t)max_fd + 1 + CT_HANDLES_MAX;
     if (setrlimit(RLIMIT_CORE, &zero) < 0 ||
-        setrlimit(RLIMIT_NOFILE, &zero) < 0 ||
+        setrlimit(RLIMIT_NOFILE, &nofile) < 0 ||
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||
         prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
         snprintf(err, errlen, "sandbox: %s", strerror(errno));

@@ -4,10 +4,15 @@
 
 #include <stddef.h>
 
+#define SANDBOX_KEEP_MAX 24
+
 struct sandbox_fds {
     int vcpu_fd;
-    int in_fd;
     int out_fd;
+    int keep[SANDBOX_KEEP_MAX]; /* input, backing roots: kept open */
+    unsigned nkeep;
+    int roots[SANDBOX_KEEP_MAX]; /* directories openat2 may start from */
+    unsigned nroots;
 };
 
 /* Closes every fd but stderr and the given ones, sets rlimits, no_new_privs

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "backing.h"
 #include "instar_ct.h"
 #include "vm.h"
 #include "window.h"
@@ -28,6 +29,8 @@ struct vmm_session {
     const char *out_name; /* for messages only */
     int in_fd;
     uint64_t in_size;
+    struct vmm_files *files; /* NULL: vmm_run makes one with no roots, so
+                                every open_backing is refused */
     int out_fd;
     uint32_t in_format;
     uint32_t out_format;

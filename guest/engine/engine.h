@@ -34,8 +34,18 @@ struct dd_config {
     struct window_args args;
 };
 
+/* Memory the guest gives the engine: the heap for driver state and the
+ * I/O area, from which the engine takes its chunk buffer and drivers their
+ * metadata buffers. Both must start zeroed. */
+struct dd_mem {
+    void *heap;
+    uint64_t heap_size;
+    void *io;
+    uint64_t io_size;
+};
+
 /* Runs a whole dd: open input, declare the output, copy the window. */
 int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
-           const struct engine_buf *b, struct g_error *err);
+           const struct dd_mem *mem, struct g_error *err);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * Format drivers: readers turn an image into its virtual disk, writers turn
  * a virtual disk into an image. A driver talks to the host only through the
- * ct_ops in its env.
+ * ct_ops in its env, and allocates only from the env's arenas.
  */
 #ifndef INSTAR_GUEST_FMT_H
 #define INSTAR_GUEST_FMT_H
@@ -11,21 +11,29 @@
 
 #include "../ct_ops.h"
 #include "../err.h"
+#include "../rt/arena.h"
+#include "limits.h"
 
 struct fmt_env {
     const struct ct_ops *ops;
     struct g_error *err;
+    struct arena *heap; /* driver state, tables, zlib state */
+    struct arena *io;   /* buffers the host reads into (I/O area) */
 };
 
 struct fmt_reader {
     const char *name;   /* format name for messages */
     uint64_t vsize;     /* virtual size in bytes */
-    /* Fills exactly len bytes of virtual disk at off into buf (an I/O-area
-     * buffer); bytes past the virtual size read as zeros. */
+    /* Fills exactly len bytes of virtual disk at off into buf; bytes past
+     * the virtual size read as zeros. buf may be any guest memory when the
+     * driver copies, but to let the host pread straight into it callers
+     * pass I/O-area buffers (the engine always does). */
     int (*read)(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len);
     const struct fmt_env *env;
     uint32_t handle;
     uint64_t file_size;
+    unsigned depth;     /* 0 = the input, 1 = its backing file, ... */
+    void *priv;         /* the driver's state */
 };
 
 struct fmt_writer {
@@ -51,8 +59,78 @@ struct fmt_probe_result {
  * Raw is the answer when no known magic matches. */
 struct fmt_probe_result fmt_probe(const uint8_t *head, size_t n);
 
+/*
+ * Opens file `handle` as `format` (CT_FMT_PROBE: detect from content) at
+ * chain depth `depth`, allocating the reader from env->heap. Drivers call
+ * this for backing files with depth + 1 (> LIMIT_CHAIN_DEPTH is refused).
+ */
+int fmt_open(const struct fmt_env *env, uint32_t handle, uint32_t format,
+             unsigned depth, struct fmt_reader **out);
+
+/* Asks the host for the file `name` (name_len bytes, not NUL-terminated)
+ * referenced by the image `parent`; fmt names the format for messages. */
+int fmt_open_backing(const struct fmt_env *env, uint32_t parent,
+                     const char *name, uint32_t name_len, const char *fmt,
+                     uint32_t *handle);
+
+/* Reads exactly len bytes of file `handle` at off into buf (I/O area).
+ * A short read is corruption: "FMT: WHAT at offset N is past the end of
+ * the file". */
+int fmt_pread(const struct fmt_env *env, uint32_t handle, uint64_t off,
+              void *buf, uint64_t len, const char *fmt, const char *what);
+
+/* Reads up to len bytes; *got says how many (past EOF: fewer). */
+int fmt_pread_partial(const struct fmt_env *env, uint32_t handle,
+                      uint64_t off, void *buf, uint64_t len, uint64_t *got,
+                      const char *fmt);
+
+/* Allocation helpers: fail with "FMT: out of memory for WHAT". */
+void *fmt_alloc(const struct fmt_env *env, uint64_t size, const char *fmt,
+                const char *what);
+void *fmt_io_alloc(const struct fmt_env *env, uint64_t size, const char *fmt,
+                   const char *what);
+
+/* Little/big-endian decoding: never cast image bytes to structs. */
+static inline uint16_t get_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+static inline uint32_t get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+static inline uint64_t get_le64(const uint8_t *p)
+{
+    return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
+}
+static inline uint16_t get_be16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+static inline uint32_t get_be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+           (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+static inline uint64_t get_be64(const uint8_t *p)
+{
+    return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
+}
+
+/* Drivers. Each validates its whole header in open; read may then rely on
+ * the invariants open established. */
 int fmt_raw_open(const struct fmt_env *env, uint32_t handle,
                  struct fmt_reader *r);
+int fmt_qcow2_open(const struct fmt_env *env, uint32_t handle,
+                   struct fmt_reader *r);
+int fmt_vmdk_open(const struct fmt_env *env, uint32_t handle,
+                  struct fmt_reader *r);
+int fmt_vpc_open(const struct fmt_env *env, uint32_t handle,
+                 struct fmt_reader *r);
+int fmt_vhdx_open(const struct fmt_env *env, uint32_t handle,
+                  struct fmt_reader *r);
+
 int fmt_raw_writer_open(const struct fmt_env *env, uint64_t vsize,
                         struct fmt_writer *w);
 

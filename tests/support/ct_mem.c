@@ -3,12 +3,30 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Handle -> bytes; handle 0 is the input, later ones were granted. */
+static bool file_of(struct ct_mem *m, uint32_t handle, const uint8_t **data,
+                    size_t *len)
+{
+    if (handle == CT_HANDLE_INPUT) {
+        *data = m->in;
+        *len = m->in_len;
+        return true;
+    }
+    if (handle > m->open_handles)
+        return false;
+    const struct ct_mem_file *f = &m->files[m->handle_of[handle]];
+    *data = f->data;
+    *len = f->len;
+    return true;
+}
+
 static int m_size(void *ctx, uint32_t handle, uint64_t *size)
 {
-    struct ct_mem *m = ctx;
-    if (handle != CT_HANDLE_INPUT)
+    const uint8_t *d;
+    size_t n;
+    if (!file_of(ctx, handle, &d, &n))
         return CT_EBADH;
-    *size = m->in_len;
+    *size = n;
     return CT_OK;
 }
 
@@ -16,16 +34,18 @@ static int m_read(void *ctx, uint32_t handle, uint64_t off, void *buf,
                   uint64_t len, uint64_t *nread)
 {
     struct ct_mem *m = ctx;
-    if (handle != CT_HANDLE_INPUT)
+    const uint8_t *d;
+    size_t dlen;
+    if (!file_of(m, handle, &d, &dlen))
         return CT_EBADH;
     if (len > CT_IO_MAX_LEN)
         return CT_ERANGE;
     if (m->fail_read_at && (int)++m->reads == m->fail_read_at)
         return CT_EIO;
     *nread = 0;
-    if (off < m->in_len) {
-        uint64_t n = m->in_len - off < len ? m->in_len - off : len;
-        memcpy(buf, m->in + off, (size_t)n);
+    if (off < dlen) {
+        uint64_t n = dlen - off < len ? dlen - off : len;
+        memcpy(buf, d + off, (size_t)n);
         *nread = n;
     }
     return CT_OK;
@@ -76,6 +96,41 @@ static void m_log(void *ctx, const char *msg, uint64_t len)
     (void)len;
 }
 
+/* Like the host: exact-name lookup (no paths), bounded depth, and a file
+ * may not be its own ancestor. */
+static int m_open_backing(void *ctx, uint32_t parent, const char *name,
+                          uint32_t name_len, uint32_t *handle)
+{
+    struct ct_mem *m = ctx;
+    const uint8_t *d;
+    size_t n;
+    if (!file_of(m, parent, &d, &n))
+        return CT_EBADH;
+    if (name_len == 0 || name_len > CT_NAME_MAX)
+        return CT_EINVAL;
+    if (m->parent_depth[parent] + 1 > CT_CHAIN_DEPTH_MAX ||
+        m->open_handles + 1 >= CT_MEM_FILES)
+        return CT_EPERM;
+    for (unsigned i = 1; i <= m->nfiles; i++) {
+        if (strlen(m->files[i].name) != name_len ||
+            memcmp(m->files[i].name, name, name_len) != 0)
+            continue;
+        uint32_t h = ++m->open_handles;
+        m->handle_of[h] = i;
+        m->parent_depth[h] = m->parent_depth[parent] + 1;
+        *handle = h;
+        return CT_OK;
+    }
+    return CT_EPERM;
+}
+
+void ct_mem_add_file(struct ct_mem *m, const char *name, const uint8_t *data,
+                     size_t len)
+{
+    if (m->nfiles + 1 < CT_MEM_FILES)
+        m->files[++m->nfiles] = (struct ct_mem_file){name, data, len};
+}
+
 void ct_mem_init(struct ct_mem *m, const uint8_t *in, size_t in_len,
                  uint32_t out_format, const struct window_args *args)
 {
@@ -94,6 +149,7 @@ void ct_mem_free(struct ct_mem *m)
 
 struct ct_ops ct_mem_ops(struct ct_mem *m)
 {
-    struct ct_ops ops = {m, m_size, m_read, m_write, m_begin_output, m_log};
+    struct ct_ops ops = {m,           m_size, m_read, m_write, m_begin_output,
+                         m_log,       m_open_backing};
     return ops;
 }

@@ -14,9 +14,23 @@
 #include "ct_ops.h"
 #include "window.h"
 
+#define CT_MEM_FILES 32
+
+/* A file open_backing may return, matched by exact name. */
+struct ct_mem_file {
+    const char *name;
+    const uint8_t *data;
+    size_t len;
+};
+
 struct ct_mem {
     const uint8_t *in;
     size_t in_len;
+    struct ct_mem_file files[CT_MEM_FILES]; /* [0] unused: the input */
+    unsigned nfiles;
+    uint32_t handle_of[CT_MEM_FILES]; /* open handles -> files[] index */
+    unsigned open_handles;             /* handles granted so far */
+    unsigned parent_depth[CT_MEM_FILES];
     uint32_t out_format;
     struct window_args args;
 
@@ -33,6 +47,9 @@ struct ct_mem {
 void ct_mem_init(struct ct_mem *m, const uint8_t *in, size_t in_len,
                  uint32_t out_format, const struct window_args *args);
 void ct_mem_free(struct ct_mem *m);
+/* Makes `name` openable through open_backing (data is not copied). */
+void ct_mem_add_file(struct ct_mem *m, const char *name, const uint8_t *data,
+                     size_t len);
 struct ct_ops ct_mem_ops(struct ct_mem *m);
 
 #endif

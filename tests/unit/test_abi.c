@@ -8,10 +8,11 @@
 
 Test(abi, version_and_ports)
 {
-    cr_expect_eq(CT_ABI_VERSION, 1u);
+    cr_expect_eq(CT_ABI_VERSION, 2u);
     cr_expect_eq(CT_PORT_BASE, 0x500u);
     cr_expect_eq(CT_CALL_EXIT, 6);
-    cr_expect_eq(CT_CALL_COUNT, 8);
+    cr_expect_eq(CT_CALL_OPEN_BACKING, 8);
+    cr_expect_eq(CT_CALL_COUNT, 9);
 }
 
 Test(abi, struct_layout)

@@ -23,14 +23,15 @@ struct run {
 static void run_dd(struct run *r, const uint8_t *in, size_t len,
                    struct window_args a, uint32_t in_fmt, size_t iosize)
 {
-    uint8_t *io = malloc(iosize);
-    struct engine_buf b = {io, iosize};
+    struct dd_mem mem = {calloc(1, 1 << 20), 1 << 20, calloc(1, iosize),
+                         iosize};
     struct dd_config cfg = {in_fmt, CT_FMT_RAW, a};
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, in, len, CT_FMT_RAW, &a);
     struct ct_ops ops = ct_mem_ops(&r->m);
-    r->ret = dd_run(&cfg, &ops, &b, &r->err);
-    free(io);
+    r->ret = dd_run(&cfg, &ops, &mem, &r->err);
+    free(mem.heap);
+    free(mem.io);
 }
 
 /* Expected output by the definition: input (zero-padded) [start, end),
@@ -64,14 +65,15 @@ Test(engine, whole_file_unaligned_size)
 
 Test(engine, chunk_loop_with_small_buffer)
 {
-    /* A 512-byte I/O area forces many chunks and a short last one. */
+    /* A 2 KiB I/O area (1 KiB chunks) forces many chunks and a short last
+     * one. */
     size_t len = 1050112 + 77;
     uint8_t *in = pattern(len);
     struct run r;
     run_dd(&r, in, len, (struct window_args){1000, 0, 3, 0, 1}, CT_FMT_PROBE,
-           512);
+           2048);
     expect_window(&r, in, len, 3000, (len + 511) & ~511ull);
-    cr_expect_gt(r.m.writes, 2000);
+    cr_expect_gt(r.m.writes, 1000);
     ct_mem_free(&r.m);
     free(in);
 }
@@ -142,20 +144,20 @@ Test(engine, read_error_names_offset)
 {
     uint8_t *in = pattern(8192);
     struct run r;
-    uint8_t *io = malloc(1024);
-    struct engine_buf b = {io, 1024};
+    struct dd_mem mem = {calloc(1, 65536), 65536, calloc(1, 2048), 2048};
     struct window_args a = {512, 0, 0, 0, 0};
     struct dd_config cfg = {CT_FMT_RAW, CT_FMT_RAW, a};
     memset(&r.err, 0, sizeof r.err);
     ct_mem_init(&r.m, in, 8192, CT_FMT_RAW, &a);
     r.m.fail_read_at = 3;
     struct ct_ops ops = ct_mem_ops(&r.m);
-    cr_expect_eq(dd_run(&cfg, &ops, &b, &r.err), G_EIO);
+    cr_expect_eq(dd_run(&cfg, &ops, &mem, &r.err), G_EIO);
     cr_expect_str_eq(r.err.msg,
                      "raw: read of 1024 bytes at offset 2048 failed: I/O "
                      "error");
     ct_mem_free(&r.m);
-    free(io);
+    free(mem.heap);
+    free(mem.io);
     free(in);
 }
 

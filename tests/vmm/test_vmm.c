@@ -133,7 +133,7 @@ Test(hostile, sanity_ok_guest_succeeds)
 
 Test(hostile, byte_sized_port_access)
 {
-    expect_stop(H_BYTE_PORT_ACCESS, "unexpected port access (port 0x508, "
+    expect_stop(H_BYTE_PORT_ACCESS, "unexpected port access (port 0x509, "
                                      "size 1");
 }
 Test(hostile, forged_fault_report)
@@ -150,7 +150,7 @@ Test(calls, unknown_call_number_stops)
     memset(&s, 0, sizeof s);
     cr_expect_eq(calls_dispatch(&s, CT_PORT_BASE + CT_CALL_COUNT, 0),
                  CALL_STOP);
-    cr_expect_str_eq(s.err, "guest stopped: unknown call (port 0x508)");
+    cr_expect_str_eq(s.err, "guest stopped: unknown call (port 0x509)");
     memset(&s, 0, sizeof s);
     cr_expect_eq(calls_dispatch(&s, CT_PORT_BASE - 1, 0), CALL_STOP);
     cr_expect_str_eq(s.err, "guest stopped: unknown call (port 0x4ff)");
@@ -272,7 +272,8 @@ Test(sandbox, forbidden_syscall_dies_with_sigsys)
     if (pid == 0) {
         char err[256];
         int fd = open("/dev/null", O_RDWR);
-        struct sandbox_fds f = {fd, fd, fd};
+        struct sandbox_fds f = {.vcpu_fd = fd, .out_fd = fd,
+                                .keep = {fd}, .nkeep = 1};
         if (sandbox_lockdown(&f, err, sizeof err) < 0)
             _exit(2);
         /* Allowed: a write to stderr (to /dev/null here). */
@@ -294,7 +295,8 @@ Test(sandbox, allowed_calls_still_work_and_open_is_denied)
         int in = open("/dev/zero", O_RDONLY);
         int out = open("/dev/null", O_WRONLY);
         char buf[16];
-        struct sandbox_fds f = {-1, in, out};
+        struct sandbox_fds f = {.vcpu_fd = -1, .out_fd = out,
+                                .keep = {in}, .nkeep = 1};
         if (sandbox_lockdown(&f, err, sizeof err) < 0)
             _exit(2);
         if (pread(in, buf, sizeof buf, 0) != sizeof buf ||

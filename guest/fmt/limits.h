@@ -1,0 +1,40 @@
+/*
+ * Every hard cap on a number that comes from an image, in one place. A
+ * field that feeds a shift, an allocation, a loop bound or an offset is
+ * checked against these before use; each cap has a test that trips it.
+ * Caps are set well above what qemu-img creates and what real images use,
+ * and well below what would exhaust the guest's memory.
+ */
+#ifndef INSTAR_GUEST_FMT_LIMITS_H
+#define INSTAR_GUEST_FMT_LIMITS_H
+
+/* Any format */
+#define LIMIT_CHAIN_DEPTH 16u            /* backing files / parents */
+#define LIMIT_NAME_LEN 4095u             /* backing/extent/parent names */
+#define LIMIT_VSIZE (1ull << 56)         /* 64 PiB virtual size */
+
+/* qcow2 */
+#define LIMIT_QCOW2_CLUSTER_BITS_MIN 9u  /* 512 B */
+#define LIMIT_QCOW2_CLUSTER_BITS_MAX 21u /* 2 MiB */
+#define LIMIT_QCOW2_L1_BYTES (32ull << 20)
+#define LIMIT_QCOW2_HEADER_EXT_BYTES 65536u
+
+/* vmdk */
+#define LIMIT_VMDK_DESCRIPTOR_BYTES (1u << 20)
+#define LIMIT_VMDK_EXTENTS 1024u
+#define LIMIT_VMDK_GRAIN_SECTORS_MAX 2048u /* 1 MiB grains */
+#define LIMIT_VMDK_GT_ENTRIES_MAX 65536u
+
+/* vpc */
+#define LIMIT_VPC_BLOCK_SIZE_MAX (256u << 20)
+#define LIMIT_VPC_BAT_ENTRIES_MAX (1u << 26)
+
+/* vhdx */
+#define LIMIT_VHDX_BLOCK_SIZE_MAX (256u << 20)
+#define LIMIT_VHDX_REGION_ENTRIES 2047u  /* spec: at most 2047 */
+#define LIMIT_VHDX_METADATA_ENTRIES 2047u
+
+/* Compressed data (qcow2 clusters, vmdk grains). */
+#define LIMIT_COMPRESSED_BYTES (4u << 20)
+
+#endif

@@ -1,0 +1,172 @@
+/* The format registry: probe, pick the driver, bound the chain depth. */
+#include "fmt.h"
+#include "../rt/rt.h"
+
+typedef int (*open_fn)(const struct fmt_env *, uint32_t, struct fmt_reader *);
+
+/* Drivers not linked yet are NULL: such formats are refused by name. */
+#ifndef FMT_HAVE_QCOW2
+#define fmt_qcow2_open 0
+#endif
+#ifndef FMT_HAVE_VMDK
+#define fmt_vmdk_open 0
+#endif
+#ifndef FMT_HAVE_VPC
+#define fmt_vpc_open 0
+#endif
+#ifndef FMT_HAVE_VHDX
+#define fmt_vhdx_open 0
+#endif
+
+static const struct {
+    const char *name;
+    open_fn open;
+} drivers[CT_FMT_COUNT] = {
+    [CT_FMT_RAW] = {"raw", fmt_raw_open},
+    [CT_FMT_QCOW2] = {"qcow2", fmt_qcow2_open},
+    [CT_FMT_VMDK] = {"vmdk", fmt_vmdk_open},
+    [CT_FMT_VPC] = {"vpc", fmt_vpc_open},
+    [CT_FMT_VHDX] = {"vhdx", fmt_vhdx_open},
+};
+
+static int probe(const struct fmt_env *env, uint32_t handle, uint32_t *fmt)
+{
+    uint8_t *head = fmt_io_alloc(env, FMT_PROBE_LEN, "probe", "image head");
+    uint64_t got = 0;
+    int ret;
+
+    if (!head)
+        return G_ENOMEM;
+    ret = fmt_pread_partial(env, handle, 0, head, FMT_PROBE_LEN, &got,
+                            "probe");
+    if (ret != G_OK)
+        return ret;
+    struct fmt_probe_result p = fmt_probe(head, (size_t)got);
+    if (p.format == CT_FMT_PROBE)
+        return g_fail(env->err, G_ENOTSUP,
+                      "%s image: format not supported by instar", p.name);
+    *fmt = p.format;
+    return G_OK;
+}
+
+int fmt_open(const struct fmt_env *env, uint32_t handle, uint32_t format,
+             unsigned depth, struct fmt_reader **out)
+{
+    struct fmt_reader *r;
+    int ret;
+
+    if (depth > LIMIT_CHAIN_DEPTH)
+        return g_fail(env->err, G_ECORRUPT,
+                      "backing chain is deeper than %u images",
+                      (unsigned)LIMIT_CHAIN_DEPTH);
+    if (format == CT_FMT_PROBE && (ret = probe(env, handle, &format)) < 0)
+        return ret;
+    if (format >= CT_FMT_COUNT || !drivers[format].name)
+        return g_fail(env->err, G_EINVAL, "unknown format %u",
+                      (unsigned)format);
+    if (!drivers[format].open)
+        return g_fail(env->err, G_ENOTSUP,
+                      "%s image: format not supported yet",
+                      drivers[format].name);
+    r = fmt_alloc(env, sizeof *r, drivers[format].name, "reader");
+    if (!r)
+        return G_ENOMEM;
+    r->env = env;
+    r->handle = handle;
+    r->depth = depth;
+    ret = drivers[format].open(env, handle, r);
+    if (ret != G_OK)
+        return ret;
+    if (r->vsize > LIMIT_VSIZE)
+        return g_fail(env->err, G_ECORRUPT,
+                      "%s: virtual size %llu exceeds the limit %llu", r->name,
+                      (unsigned long long)r->vsize,
+                      (unsigned long long)LIMIT_VSIZE);
+    *out = r;
+    return G_OK;
+}
+
+int fmt_open_backing(const struct fmt_env *env, uint32_t parent,
+                     const char *name, uint32_t name_len, const char *fmt,
+                     uint32_t *handle)
+{
+    const struct ct_ops *ops = env->ops;
+    char shown[128];
+    uint32_t n = name_len < sizeof shown - 1 ? name_len : sizeof shown - 1;
+    int ret;
+
+    memcpy(shown, name, n);
+    shown[n] = '\0';
+    for (uint32_t i = 0; i < n; i++)
+        if ((uint8_t)shown[i] < 0x20 || (uint8_t)shown[i] >= 0x7f)
+            shown[i] = '?';
+    if (name_len == 0 || name_len > LIMIT_NAME_LEN)
+        return g_fail(env->err, G_ECORRUPT,
+                      "%s: referenced file name length %u is invalid", fmt,
+                      (unsigned)name_len);
+    ret = ops->open_backing(ops->ctx, parent, name, name_len, handle);
+    if (ret == CT_EPERM)
+        return g_fail(env->err, G_EIO,
+                      "%s: cannot open '%s': not found or not allowed (files "
+                      "an image refers to must be in an allowed directory)",
+                      fmt, shown);
+    if (ret != CT_OK)
+        return g_fail(env->err, G_EIO, "%s: cannot open '%s': %s", fmt,
+                      shown, ct_result_str(ret));
+    return G_OK;
+}
+
+int fmt_pread_partial(const struct fmt_env *env, uint32_t handle,
+                      uint64_t off, void *buf, uint64_t len, uint64_t *got,
+                      const char *fmt)
+{
+    const struct ct_ops *ops = env->ops;
+    int ret = ops->read(ops->ctx, handle, off, buf, len, got);
+    if (ret != CT_OK)
+        return g_fail(env->err, G_EIO,
+                      "%s: read of %llu bytes at offset %llu failed: %s", fmt,
+                      (unsigned long long)len, (unsigned long long)off,
+                      ct_result_str(ret));
+    if (*got > len)
+        return g_fail(env->err, G_EIO,
+                      "%s: host returned %llu bytes for a %llu-byte read", fmt,
+                      (unsigned long long)*got, (unsigned long long)len);
+    return G_OK;
+}
+
+int fmt_pread(const struct fmt_env *env, uint32_t handle, uint64_t off,
+              void *buf, uint64_t len, const char *fmt, const char *what)
+{
+    uint64_t got = 0;
+    int ret = fmt_pread_partial(env, handle, off, buf, len, &got, fmt);
+    if (ret != G_OK)
+        return ret;
+    if (got != len)
+        return g_fail(env->err, G_ECORRUPT,
+                      "%s: %s at offset %llu (%llu bytes) is past the end of "
+                      "the file",
+                      fmt, what, (unsigned long long)off,
+                      (unsigned long long)len);
+    return G_OK;
+}
+
+void *fmt_alloc(const struct fmt_env *env, uint64_t size, const char *fmt,
+                const char *what)
+{
+    void *p = arena_alloc(env->heap, size, 16);
+    if (!p)
+        g_fail(env->err, G_ENOMEM, "%s: out of memory for %s (%llu bytes)",
+               fmt, what, (unsigned long long)size);
+    return p;
+}
+
+void *fmt_io_alloc(const struct fmt_env *env, uint64_t size, const char *fmt,
+                   const char *what)
+{
+    void *p = arena_alloc(env->io, size, 512);
+    if (!p)
+        g_fail(env->err, G_ENOMEM,
+               "%s: out of I/O memory for %s (%llu bytes)", fmt, what,
+               (unsigned long long)size);
+    return p;
+}

@@ -1,0 +1,223 @@
+#define _GNU_SOURCE
+#include "backing.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+bool backing_normalize(const char *in, char *out, size_t outlen)
+{
+    size_t len = 0;
+
+    if (in[0] != '/' || outlen < 2)
+        return false;
+    out[0] = '/';
+    len = 1;
+    for (const char *p = in; *p;) {
+        while (*p == '/')
+            p++;
+        const char *e = p;
+        while (*e && *e != '/')
+            e++;
+        size_t n = (size_t)(e - p);
+        if (n == 0 || (n == 1 && p[0] == '.')) {
+            /* nothing */
+        } else if (n == 2 && p[0] == '.' && p[1] == '.') {
+            while (len > 1 && out[len - 1] != '/')
+                len--;
+            if (len > 1)
+                len--; /* drop the '/' too */
+        } else {
+            if (len > 1) {
+                if (len + 1 >= outlen)
+                    return false;
+                out[len++] = '/';
+            }
+            if (len + n >= outlen)
+                return false;
+            memcpy(out + len, p, n);
+            len += n;
+        }
+        p = e;
+    }
+    out[len] = '\0';
+    return true;
+}
+
+bool backing_find_root(const struct vmm_files *f, const char *p,
+                       unsigned *root, const char **rel)
+{
+    for (unsigned i = 0; i < f->nroots; i++) {
+        const char *r = f->roots[i].path;
+        size_t n = strlen(r);
+        if (n == 1) { /* the root "/" itself was allowed */
+            *root = i;
+            *rel = p + 1;
+            return true;
+        }
+        if (strncmp(p, r, n) == 0 && (p[n] == '/' || p[n] == '\0')) {
+            *root = i;
+            *rel = p[n] == '/' ? p + n + 1 : p + n;
+            return true;
+        }
+    }
+    return false;
+}
+
+static uint32_t pool_add(struct vmm_files *f, const char *s, size_t n)
+{
+    if (f->pool_used + n + 1 > sizeof f->pool)
+        return UINT32_MAX;
+    uint32_t off = (uint32_t)f->pool_used;
+    memcpy(f->pool + off, s, n);
+    f->pool[off + n] = '\0';
+    f->pool_used += n + 1;
+    return off;
+}
+
+static int add_root(struct vmm_files *f, const char *dir, char *err,
+                    size_t errlen)
+{
+    char real[PATH_MAX];
+    if (f->nroots >= VMM_ROOTS_MAX) {
+        snprintf(err, errlen, "too many backing directories (max %d)",
+                 VMM_ROOTS_MAX);
+        return -E2BIG;
+    }
+    if (!realpath(dir, real)) {
+        snprintf(err, errlen, "backing directory '%s': %s", dir,
+                 strerror(errno));
+        return -errno;
+    }
+    int fd = open(real, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    uint32_t off = pool_add(f, real, strlen(real));
+    if (fd < 0 || off == UINT32_MAX) {
+        snprintf(err, errlen, "backing directory '%s': %s", dir,
+                 fd < 0 ? strerror(errno) : "path too long");
+        if (fd >= 0)
+            close(fd);
+        return -EINVAL;
+    }
+    f->roots[f->nroots].fd = fd;
+    f->roots[f->nroots].path = f->pool + off;
+    f->nroots++;
+    return 0;
+}
+
+int backing_init(struct vmm_files *f, const char *in_path, int in_fd,
+                 uint64_t in_size, const char *const *extra_dirs,
+                 unsigned nextra, char *err, size_t errlen)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(in_path, '/');
+    struct stat st;
+    int ret;
+
+    if (slash == in_path)
+        snprintf(dir, sizeof dir, "/");
+    else if (slash)
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - in_path), in_path);
+    else
+        snprintf(dir, sizeof dir, ".");
+    if ((ret = add_root(f, dir, err, errlen)) < 0)
+        return ret;
+    for (unsigned i = 0; i < nextra; i++)
+        if ((ret = add_root(f, extra_dirs[i], err, errlen)) < 0)
+            return ret;
+    if (fstat(in_fd, &st) < 0) {
+        snprintf(err, errlen, "fstat: %s", strerror(errno));
+        return -errno;
+    }
+    f->files[0] = (struct vmm_file){.fd = in_fd, .size = in_size,
+                                    .dev = st.st_dev, .ino = st.st_ino,
+                                    .parent = 0, .depth = 0, .root = 0,
+                                    .dir = pool_add(f, "", 0)};
+    f->nfiles = 1;
+    return 0;
+}
+
+/* Absolute lexical path of `name` as seen from the image `p`. */
+static bool lexical_path(struct vmm_files *f, const struct vmm_file *p,
+                         const char *name, char *out, size_t outlen)
+{
+    char joined[2 * PATH_MAX + 8];
+    int n;
+    if (name[0] == '/')
+        n = snprintf(joined, sizeof joined, "%s", name);
+    else
+        n = snprintf(joined, sizeof joined, "%s/%s/%s",
+                     f->roots[p->root].path, f->pool + p->dir, name);
+    if (n < 0 || (size_t)n >= sizeof joined)
+        return false;
+    return backing_normalize(joined, out, outlen);
+}
+
+static bool is_ancestor(const struct vmm_files *f, uint32_t h,
+                        const struct stat *st)
+{
+    for (unsigned guard = 0; guard <= CT_CHAIN_DEPTH_MAX + 1; guard++) {
+        const struct vmm_file *x = &f->files[h];
+        if (x->dev == st->st_dev && x->ino == st->st_ino)
+            return true;
+        if (h == 0)
+            break;
+        h = x->parent;
+    }
+    return false;
+}
+
+int backing_open(struct vmm_files *f, uint32_t parent, const char *name,
+                 size_t name_len, uint32_t *handle)
+{
+    char cname[CT_NAME_MAX + 1], path[PATH_MAX];
+    const struct vmm_file *p;
+    const char *rel, *slash;
+    unsigned root;
+    struct stat st;
+    int fd;
+
+    if (parent >= f->nfiles || f->nfiles >= CT_HANDLES_MAX ||
+        name_len == 0 || name_len > CT_NAME_MAX ||
+        memchr(name, '\0', name_len))
+        return CT_EPERM;
+    p = &f->files[parent];
+    if (p->depth + 1 > CT_CHAIN_DEPTH_MAX)
+        return CT_EPERM;
+    memcpy(cname, name, name_len);
+    cname[name_len] = '\0';
+    /* Lexical check first: nothing outside the roots is ever touched. */
+    if (!lexical_path(f, p, cname, path, sizeof path) ||
+        !backing_find_root(f, path, &root, &rel) || rel[0] == '\0')
+        return CT_EPERM;
+    struct open_how how = {
+        .flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK,
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    fd = (int)syscall(SYS_openat2, f->roots[root].fd, rel, &how, sizeof how);
+    if (fd < 0)
+        return CT_EPERM;
+    if (syscall(SYS_fstat, fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+        is_ancestor(f, parent, &st)) {
+        close(fd);
+        return CT_EPERM;
+    }
+    slash = strrchr(rel, '/');
+    uint32_t dir = pool_add(f, rel, slash ? (size_t)(slash - rel) : 0);
+    if (dir == UINT32_MAX) {
+        close(fd);
+        return CT_EPERM;
+    }
+    *handle = f->nfiles;
+    f->files[f->nfiles++] = (struct vmm_file){
+        .fd = fd, .size = (uint64_t)st.st_size, .dev = st.st_dev,
+        .ino = st.st_ino, .parent = parent, .depth = p->depth + 1,
+        .root = root, .dir = dir};
+    return CT_OK;
+}
