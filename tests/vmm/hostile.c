@@ -5,6 +5,7 @@
  */
 #include "ct.h"
 #include "hostile.h"
+#include "rt/rt.h"
 
 __attribute__((noreturn)) void guest_main(const struct ct_bootinfo *bi);
 
@@ -36,6 +37,40 @@ static void begin(uint64_t vsize)
 {
     struct ct_begin_output a = {.format = CT_FMT_RAW, .virtual_size = vsize};
     call(CT_PORT_BASE + CT_CALL_BEGIN_OUTPUT, &a);
+}
+
+/*
+ * Follows a chain of names: each file's first bytes (up to NUL or
+ * newline) name the next one, starting with the input. Reports how far it
+ * got: "chain: N granted, then refused" or "chain: N granted, end".
+ */
+static void backing_chain(uint64_t io)
+{
+    char *name = (char *)(uintptr_t)io;
+    static char msg[96];
+    uint32_t h = CT_HANDLE_INPUT;
+    unsigned granted = 0;
+    for (;;) {
+        struct ct_read rd = {.handle = h, .gpa = io, .len = 256};
+        call(CT_PORT_BASE + CT_CALL_READ, &rd);
+        uint32_t n = 0;
+        while (n < rd.nread && name[n] && name[n] != '\n')
+            n++;
+        if (n == 0) {
+            rt_fmt(msg, sizeof msg, "chain: %u granted, end", granted);
+            ct_exit(CT_STATUS_FAIL, msg);
+        }
+        struct ct_open_backing ob = {.parent = h, .name_gpa = io,
+                                     .name_len = n};
+        call(CT_PORT_BASE + CT_CALL_OPEN_BACKING, &ob);
+        if (ob.ret != CT_OK) {
+            rt_fmt(msg, sizeof msg, "chain: %u granted, then refused (%d)",
+                   granted, ob.ret);
+            ct_exit(CT_STATUS_FAIL, msg);
+        }
+        h = ob.handle;
+        granted++;
+    }
 }
 
 void guest_main(const struct ct_bootinfo *bi)
@@ -105,6 +140,15 @@ void guest_main(const struct ct_bootinfo *bi)
         break;
     case H_EXIT_CONTROL_CHARS:
         ct_exit(CT_STATUS_FAIL, "evil \x1b[2J\x07 message");
+    case H_BACKING_CHAIN:
+        backing_chain(io);
+        break;
+    case H_BACKING_BAD_NAME_GPA: {
+        struct ct_open_backing ob = {.name_gpa = CT_RAM_SIZE - 2,
+                                     .name_len = 16};
+        call(CT_PORT_BASE + CT_CALL_OPEN_BACKING, &ob);
+        break;
+    }
     case H_DOUBLE_BEGIN:
         begin(0);
         begin(0);

@@ -22,6 +22,8 @@ enum hostile_scenario {
     H_CALL_BEFORE_HELLO,
     H_EXIT_CONTROL_CHARS,
     H_DOUBLE_BEGIN,
+    H_BACKING_CHAIN,
+    H_BACKING_BAD_NAME_GPA,
 };
 
 #endif

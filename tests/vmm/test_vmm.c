@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -22,10 +23,9 @@
 #include "sandbox.h"
 #include "session.h"
 
-extern const uint8_t hostile_image[];
-extern const size_t hostile_image_len;
+#include "test_vmm.h"
 
-static void need_kvm(void)
+void need_kvm(void)
 {
     int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (fd >= 0) {
@@ -52,21 +52,33 @@ static int temp_file(const void *data, size_t len)
     return fd;
 }
 
-struct result {
-    int exit_code; /* -1 if killed */
-    int signal;
-    char msg[1024];
-    int out_fd;
-};
-
-static void run_guest(const uint8_t *img, size_t len, uint64_t bs,
-                      uint32_t in_fmt, const void *in, size_t in_len,
-                      const struct vmm_limits *lim, struct result *r)
+/* Runs a guest sandboxed in a child. The input is `in` (a temp file) or,
+ * when in_path is set, that file with backing roots (its directory plus
+ * `extra`) so open_backing works as in instar. */
+void run_guest_ex(const uint8_t *img, size_t len, uint64_t bs,
+                         uint32_t in_fmt, const void *in, size_t in_len,
+                         const char *in_path, const char *const *extra,
+                         unsigned nextra, const struct vmm_limits *lim,
+                         struct result *r)
 {
     int pfd[2];
     static const struct vmm_limits dflt = {10000, 3000};
-    int in_fd = temp_file(in, in_len);
+    int in_fd = in_path ? open(in_path, O_RDONLY | O_CLOEXEC)
+                        : temp_file(in, in_len);
+    struct vmm_files *files = NULL;
+    char err[256];
     pid_t pid;
+
+    cr_assert_geq(in_fd, 0);
+    if (in_path) {
+        struct stat st;
+        cr_assert_eq(fstat(in_fd, &st), 0);
+        in_len = (size_t)st.st_size;
+        files = calloc(1, sizeof *files);
+        cr_assert_eq(backing_init(files, in_path, in_fd, in_len, extra,
+                                  nextra, err, sizeof err),
+                     0, "%s", err);
+    }
 
     memset(r, 0, sizeof *r);
     r->out_fd = temp_file(NULL, 0);
@@ -83,6 +95,7 @@ static void run_guest(const uint8_t *img, size_t len, uint64_t bs,
         s.out_name = "out.img";
         s.in_fd = in_fd;
         s.in_size = in_len;
+        s.files = files;
         s.out_fd = r->out_fd;
         s.in_format = in_fmt;
         s.out_format = CT_FMT_RAW;
@@ -105,6 +118,14 @@ static void run_guest(const uint8_t *img, size_t len, uint64_t bs,
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     r->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     r->signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
+    free(files);
+}
+
+void run_guest(const uint8_t *img, size_t len, uint64_t bs,
+                      uint32_t in_fmt, const void *in, size_t in_len,
+                      const struct vmm_limits *lim, struct result *r)
+{
+    run_guest_ex(img, len, bs, in_fmt, in, in_len, NULL, NULL, 0, lim, r);
 }
 
 static void expect_stop(enum hostile_scenario sc, const char *needle)
