@@ -65,6 +65,18 @@ def build_image(workdir, size):
     return path
 
 
+def convert_input(qemu_img, raw, fmt):
+    """The patterned image in another format, made once with qemu-img."""
+    target, opts = (("qcow2", ["-c"]) if fmt == "qcow2c" else (fmt, []))
+    path = f"{raw}.{fmt}"
+    if not os.path.exists(path):
+        print(f"converting to {fmt}...", file=sys.stderr)
+        subprocess.run([qemu_img, "convert", "-f", "raw", "-O", target, *opts,
+                        raw, path + ".tmp"], check=True)
+        os.rename(path + ".tmp", path)
+    return path
+
+
 def warm(path):
     with open(path, "rb") as f:
         while f.read(8 * MiB):
@@ -152,6 +164,10 @@ def main():
                     help="take ru_maxrss from wait4 directly (floored at this "
                          "Python's RSS)")
     ap.add_argument("--keep", action="store_true", help="keep the output files")
+    ap.add_argument("--input-format", default="raw",
+                    help="convert the patterned image to this format first "
+                         "(qcow2, qcow2c = compressed qcow2, vmdk, vpc, vhdx) "
+                         "and also time `qemu-img convert -O raw` of it")
     args = ap.parse_args()
 
     bs_list = [b for item in (args.bs or ["512,64k,1M"]) for b in item.split(",") if b]
@@ -161,6 +177,9 @@ def main():
             sys.exit(f"not found: {prog}")
     os.makedirs(args.workdir, exist_ok=True)
     image = build_image(args.workdir, size)
+    fmt = args.input_format
+    if fmt != "raw":
+        image = convert_input(args.qemu_img, image, fmt)
     warm(image)
     use_time = have_gnu_time() and not args.no_gnu_time
     floor = None if use_time else python_floor_kib()
@@ -172,6 +191,17 @@ def main():
             "instar": os.path.join(args.workdir, "out-instar.raw")}
     progs = {"qemu": args.qemu_img, "instar": args.instar}
     results = []
+    convert_s = None
+    if fmt != "raw":
+        conv = []
+        for r in range(args.repeat):
+            argv = [args.qemu_img, "convert", "-O", "raw", image, outs["qemu"]]
+            t, _, rc, err = run_once(argv, outs["qemu"], use_time)
+            if rc != 0:
+                sys.exit(f"qemu-img convert failed: {err}")
+            conv.append(t)
+            print(f"  convert run {r + 1}: {t:.3f}s", file=sys.stderr)
+        convert_s = statistics.median(conv)
     for bs in bs_list:
         samples = {"qemu": [], "instar": []}
         rss = {"qemu": [], "instar": []}
@@ -194,6 +224,9 @@ def main():
                         "mb_per_s": size / med / 1e6 if med else None,
                         "peak_rss_kib": max(rss[who])}
         row["ratio"] = row["qemu"]["median_s"] / row["instar"]["median_s"]
+        if convert_s:
+            row["convert_s"] = convert_s
+            row["instar_vs_convert"] = row["instar"]["median_s"] / convert_s
         target = TARGET_RATIO.get(bs)
         row["target_ratio"] = target
         row["target_met"] = None if target is None else row["ratio"] >= target
@@ -220,13 +253,19 @@ def main():
               f"{i['median_s']:9.3f} {i['mb_per_s']:12.1f} {r['ratio']:6.2f}x "
               f"{tgt:>8} {q['peak_rss_kib'] / 1024:8.1f}Mi {i['peak_rss_kib'] / 1024:9.1f}Mi "
               f"{'yes' if r['identical'] else 'NO':>5}")
+    if convert_s:
+        print(f"\nqemu-img convert -O raw: {convert_s:.3f}s; instar dd / convert: "
+              + ", ".join(f"bs={r['bs']} {r['instar_vs_convert']:.2f}x"
+                          for r in results)
+              + " (target <= 1.5x)")
     print(f"\ntargets: bs=512 >= 20x faster than qemu-img, bs=1M >= 1.0x, "
           f"instar RSS flat across bs (spread <= {RSS_FLAT_SLACK_KIB // 1024} MiB): "
           f"{'ok' if rss_flat else 'MISS'} "
           f"({min(instar_rss) / 1024:.1f}-{max(instar_rss) / 1024:.1f} MiB)")
 
     if args.json:
-        doc = {"size": size, "image": image, "instar": args.instar,
+        doc = {"size": size, "image": image, "input_format": fmt,
+               "qemu_img_convert_s": convert_s, "instar": args.instar,
                "qemu_img": args.qemu_img,
                "qemu_img_version": subprocess.run(
                    [args.qemu_img, "--version"], capture_output=True,
