@@ -28,6 +28,8 @@
 /* vpc */
 #define LIMIT_VPC_BLOCK_SIZE_MAX (256u << 20)
 #define LIMIT_VPC_BAT_ENTRIES_MAX (1u << 26)
+#define LIMIT_VPC_SECTORS_MAX 0xff000000ull /* 2040 GiB, as qemu */
+#define LIMIT_VPC_LOCATOR_BYTES 8192u       /* one parent locator path */
 
 /* vhdx */
 #define LIMIT_VHDX_BLOCK_SIZE_MAX (256u << 20)

@@ -194,7 +194,7 @@ FORMAT_XFAIL = pytest.mark.xfail(strict=True, reason="issue 3/4: format not impl
 INPUT_DONE = {
     "qcow2": False,
     "vmdk": False,
-    "vpc": False,
+    "vpc": True,
     "vhdx": False,
 }
 INPUT_FORMAT_PARAMS = [
