@@ -14,9 +14,6 @@ typedef int (*open_fn)(const struct fmt_env *, uint32_t, struct fmt_reader *);
 #ifndef FMT_HAVE_VPC
 #define fmt_vpc_open 0
 #endif
-#ifndef FMT_HAVE_VHDX
-#define fmt_vhdx_open 0
-#endif
 
 static const struct {
     const char *name;
