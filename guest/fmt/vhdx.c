@@ -77,13 +77,24 @@ static bool is_zero(const uint8_t *p, size_t n)
     return true;
 }
 
-/* "{01234567-89AB-...}" for messages. */
+/* "{01234567-89AB-...}" for messages (rt_fmt has no field widths). */
 static void guid_str(const uint8_t *g, char *s, size_t n)
 {
-    rt_fmt(s, n,
-           "{%08X-%04X-%04X-%02X%02X-%02X%02X%02X%02X%02X%02X}",
-           get_le32(g), get_le16(g + 4), get_le16(g + 6), g[8], g[9], g[10],
-           g[11], g[12], g[13], g[14], g[15]);
+    static const char hex[] = "0123456789ABCDEF";
+    static const uint8_t order[16] = {3, 2, 1, 0, 5, 4, 7, 6,
+                                      8, 9, 10, 11, 12, 13, 14, 15};
+    char t[39];
+    unsigned o = 0;
+    t[o++] = '{';
+    for (unsigned i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            t[o++] = '-';
+        t[o++] = hex[g[order[i]] >> 4];
+        t[o++] = hex[g[order[i]] & 15];
+    }
+    t[o++] = '}';
+    t[o] = '\0';
+    rt_fmt(s, n, "%s", t);
 }
 
 /* CRC-32C of a structure with its checksum field (at 4) taken as zero. */
@@ -108,6 +119,8 @@ static int read_headers(struct open_ctx *c)
     uint64_t seq[2];
     int ret, pick;
 
+    unsigned other_version = 0;
+    bool sane = false;
     for (int i = 0; i < 2; i++) {
         ret = fmt_pread(c->env, c->r->handle, (uint64_t)(i + 1) << 16, h[i],
                         HEADER_SIZE, "vhdx", i ? "header 2" : "header 1");
@@ -115,19 +128,24 @@ static int read_headers(struct open_ctx *c)
             return ret;
         ok[i] = memcmp(h[i], "head", 4) == 0 &&
                 get_le32(h[i] + 4) == struct_crc(h[i], HEADER_SIZE);
+        sane |= ok[i];
+        /* like qemu, a header of another version is not a candidate */
+        if (ok[i] && get_le16(h[i] + 66) != 1) {
+            other_version = get_le16(h[i] + 66);
+            ok[i] = false;
+        }
         seq[i] = get_le64(h[i] + 8);
     }
+    if (!ok[0] && !ok[1] && sane)
+        return g_fail(c->env->err, G_ENOTSUP,
+                      "vhdx: header version %u not supported (expected 1)",
+                      other_version);
     if (!ok[0] && !ok[1])
         return fail(c, G_ECORRUPT,
                     "no valid header (bad signature or checksum in both "
                     "copies)");
     pick = !ok[0] || (ok[1] && seq[1] > seq[0]);
     const uint8_t *p = h[pick];
-    uint16_t version = get_le16(p + 66);
-    if (version != 1)
-        return g_fail(c->env->err, G_ENOTSUP,
-                      "vhdx: header version %u not supported (expected 1)",
-                      (unsigned)version);
     memcpy(c->v->data_write_guid, p + 32, 16);
     memcpy(c->log_guid, p + 48, 16);
     c->log_len = get_le32(p + 68);
@@ -182,7 +200,7 @@ static int read_region_table(struct open_ctx *c)
         return fail(c, G_ECORRUPT, "region table signature is not 'regi'");
     if (get_le32(t + 4) != struct_crc(t, RT_SIZE))
         return g_fail(c->env->err, G_ECORRUPT,
-                      "vhdx: region table checksum 0x%08x does not match "
+                      "vhdx: region table checksum 0x%x does not match "
                       "the contents",
                       get_le32(t + 4));
     n = get_le32(t + 8);
