@@ -164,6 +164,36 @@ class Image:
     def write(self, b, data, state=FULLY_PRESENT):
         self.blocks[b] = (state, data)
 
+    def expected(self, parent=b""):
+        """The virtual disk this image reads as (per the spec), over the
+        parent's virtual disk `parent`: absent blocks of a differencing
+        image come from the parent (zeros past its end); zero, undefined
+        and unmapped blocks read as zeros."""
+        out = bytearray(self.vsize)
+        if self.parent is not None:
+            n = min(len(parent), self.vsize)
+            out[:n] = parent[:n]
+        bs, lss = self.block_size, self.lss
+        for b in range(self.nblocks):
+            lo, hi = b * bs, min((b + 1) * bs, self.vsize)
+            state, data = self.blocks.get(b, (NOT_PRESENT, None))
+            if state == NOT_PRESENT and self.parent is not None:
+                continue
+            blk = bytearray(bs)
+            if data is not None:
+                blk[:len(data)] = data
+            if state == FULLY_PRESENT:
+                out[lo:hi] = blk[:hi - lo]
+            elif state == PARTIALLY_PRESENT:
+                bm = self.bitmaps[b]
+                for s in range(-(-(hi - lo) // lss)):
+                    if bm[s // 8] >> (s % 8) & 1:
+                        e = min(hi, lo + (s + 1) * lss)
+                        out[lo + s * lss:e] = blk[s * lss:e - lo]
+            else:
+                out[lo:hi] = bytes(hi - lo)
+        return bytes(out)
+
     def metadata(self):
         fp = struct.pack("<II", self.block_size,
                          (1 if self.leave_allocated else 0)
@@ -226,6 +256,32 @@ class Image:
             struct.pack_into("<Q", bat, 8 * self.bat_index(b), off | state)
         f[2 * MiB:2 * MiB + len(bat)] = bat
         return f
+
+
+def data_write_guid(path):
+    """The DataWriteGuid of the current header of the vhdx at path (what a
+    child's parent_linkage must name)."""
+    with open(path, "rb") as f:
+        head = f.read(192 * KiB)
+    best = None
+    for off in (64 * KiB, 128 * KiB):
+        h = head[off:off + 4096]
+        body = bytearray(h)
+        body[4:8] = b"\0\0\0\0"
+        if h[:4] != b"head" or struct.unpack_from("<I", h, 4)[0] != crc32c(body):
+            continue
+        seq = struct.unpack_from("<Q", h, 8)[0]
+        if best is None or seq > best[0]:
+            best = (seq, h[32:48])
+    return best[1]
+
+
+def bitmap(sectors, block_size=MiB, lss=512):
+    """A sector bitmap for one block with the given sectors present."""
+    bm = bytearray(block_size // lss // 8)
+    for s in sectors:
+        bm[s // 8] |= 1 << (s % 8)
+    return bytes(bm)
 
 
 def bat_offset(img, b):
