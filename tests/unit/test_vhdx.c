@@ -719,3 +719,35 @@ Test(crc32c, check_value)
     cr_expect_eq(crc32c_update(crc32c_update(0, "1234", 4), "56789", 5),
                  0xE3069283u);
 }
+
+Test(vhdx, logical_sector_4096_differencing)
+{
+    /* 4 KiB logical sectors: chunk ratio 32768, 32-byte block bitmaps. */
+    struct img p, c;
+    struct run r;
+    static uint8_t bm[MiB / 4096 / 8], want[2 * MiB];
+    img_init(&p, 2 * MiB);
+    p.lss = 4096;
+    p.state[1] = 6;
+    p.fill[1] = 0xab;
+    img_build(&p);
+    img_init(&c, 2 * MiB);
+    c.lss = 4096;
+    c.parent = "p.vhdx";
+    memcpy(c.link, p.dwg, 16);
+    c.state[1] = 7;
+    c.fill[1] = 0xcd;
+    bm[0] = 0x05; /* sectors 0 and 2 */
+    bm[31] = 0x80; /* the last sector */
+    c.bitmap[1] = bm;
+    img_build(&c);
+    memset(want + MiB, 0xab, MiB);
+    memset(want + MiB, 0xcd, 4096);
+    memset(want + MiB + 8192, 0xcd, 4096);
+    memset(want + 2 * MiB - 4096, 0xcd, 4096);
+    run_dd(&r, &c, ALL, &p, "p.vhdx");
+    expect_out(&r, want, 0, 2 * MiB);
+    ct_mem_free(&r.m);
+    free(p.buf);
+    free(c.buf);
+}
