@@ -474,8 +474,7 @@ def malformed():
 
     img = base_image()
     img.log_guid = lg
-    case("dirty-log-version", img.build())
-    b = bytearray(out["dirty-log-version"]["in.vhdx"])
+    b = img.build()
     rewrite_headers(b, log_version=1)
     case("dirty-log-version", b)
 
