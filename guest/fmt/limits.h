@@ -35,6 +35,8 @@
 #define LIMIT_VHDX_BLOCK_SIZE_MAX (256u << 20)
 #define LIMIT_VHDX_REGION_ENTRIES 2047u  /* spec: at most 2047 */
 #define LIMIT_VHDX_METADATA_ENTRIES 2047u
+#define LIMIT_VHDX_VSIZE_MAX (64ull << 40) /* spec: at most 64 TiB */
+#define LIMIT_VHDX_LOG_BYTES (256u << 20)  /* scanned once at open */
 
 /* Compressed data (qcow2 clusters, vmdk grains). */
 #define LIMIT_COMPRESSED_BYTES (4u << 20)

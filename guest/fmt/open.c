@@ -11,9 +11,6 @@ typedef int (*open_fn)(const struct fmt_env *, uint32_t, struct fmt_reader *);
 #ifndef FMT_HAVE_VMDK
 #define fmt_vmdk_open 0
 #endif
-#ifndef FMT_HAVE_VHDX
-#define fmt_vhdx_open 0
-#endif
 
 static const struct {
     const char *name;

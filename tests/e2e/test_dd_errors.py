@@ -195,7 +195,7 @@ INPUT_DONE = {
     "qcow2": False,
     "vmdk": False,
     "vpc": True,
-    "vhdx": False,
+    "vhdx": True,
 }
 INPUT_FORMAT_PARAMS = [
     pytest.param(f, marks=() if INPUT_DONE[f] else FORMAT_XFAIL)

@@ -1,0 +1,85 @@
+/*
+ * vhdx (Microsoft "VHDX Format Specification" v1.0): state shared by the
+ * open path (vhdx.c: headers, region table, metadata, log, parent) and the
+ * mapping path (vhdx_map.c: BAT, sector bitmaps, reads).
+ *
+ *   0        file type identifier ("vhdxfile")
+ *   64 KiB   header 1   (4 KiB, CRC-32C)   highest valid sequence wins
+ *   128 KiB  header 2
+ *   192 KiB  region table 1 (64 KiB, CRC-32C): BAT and metadata regions
+ *   256 KiB  region table 2 (copy)
+ *   >= 1 MiB log, BAT, metadata region, payload and sector bitmap blocks,
+ *            all at 1 MiB-aligned offsets
+ *
+ * The BAT interleaves payload entries with sector bitmap entries: after
+ * every chunk_ratio payload entries comes one sector bitmap entry, so
+ * payload block b lives at BAT index b + b / chunk_ratio.
+ */
+#ifndef INSTAR_GUEST_FMT_VHDX_H
+#define INSTAR_GUEST_FMT_VHDX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "fmt.h"
+
+#define VHDX_MIB (1ull << 20)
+
+/* Payload BAT entry states (spec 2.5.1.1); 5 is the 0.95 draft's value
+ * for "unmapped", which qemu also reads as zeros. */
+enum vhdx_block_state {
+    VHDX_PAYLOAD_NOT_PRESENT = 0,
+    VHDX_PAYLOAD_UNDEFINED = 1,
+    VHDX_PAYLOAD_ZERO = 2,
+    VHDX_PAYLOAD_UNMAPPED = 3,
+    VHDX_PAYLOAD_UNMAPPED_V095 = 5,
+    VHDX_PAYLOAD_FULLY_PRESENT = 6,
+    VHDX_PAYLOAD_PARTIALLY_PRESENT = 7,
+};
+#define VHDX_SB_PRESENT 6u /* sector bitmap BAT entry state (2.5.1.2) */
+
+/* Entries of one BAT page cached at a time (64 KiB). */
+#define VHDX_BAT_PAGE_ENTRIES 8192u
+
+/* A file range that payload blocks must not overlap. */
+struct vhdx_range {
+    uint64_t off, len;
+    const char *what;
+};
+
+struct vhdx {
+    uint64_t vsize;
+    uint64_t file_size;
+    uint32_t block_size;   /* power of two, 1..256 MiB */
+    unsigned block_bits;
+    uint32_t lss;          /* logical sector size: 512 or 4096 */
+    unsigned lss_bits;
+    uint64_t chunk_ratio;  /* payload blocks per sector bitmap block */
+    uint64_t nblocks;      /* payload blocks */
+    uint64_t bat_entries;
+    uint64_t bat_off;
+    bool has_parent;
+    uint8_t data_write_guid[16];
+    struct fmt_reader *parent; /* differencing only */
+
+    /* Metadata the payload must not overlap: the first MiB (identifier,
+     * headers, region tables), the log, the BAT and the metadata region. */
+    struct vhdx_range reserved[4];
+    unsigned nreserved;
+
+    /* One cached BAT page: entries [bat_first, bat_first + bat_count). */
+    uint8_t *bat_page;
+    uint64_t bat_first, bat_count;
+    /* The sector bitmap of one payload block (differencing). */
+    uint8_t *bitmap;
+    uint64_t bitmap_bytes;
+    uint64_t bitmap_block; /* UINT64_MAX: none cached */
+};
+
+/* Allocates the caches; call once the geometry above is set. */
+int vhdx_map_init(const struct fmt_env *env, struct vhdx *v);
+
+/* The reader's read(): see struct fmt_reader. */
+int vhdx_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len);
+
+#endif
