@@ -44,7 +44,7 @@ static int read_header(struct qcow2 *q, const uint8_t *h, uint64_t got,
                       "needs %u",
                       (unsigned long long)q->file_size, V2_HEADER_LEN);
     if (get_be32(h) != QCOW2_MAGIC)
-        return g_fail(env->err, G_ECORRUPT, "qcow2: magic 0x%08x is not QFI\\xfb",
+        return g_fail(env->err, G_ECORRUPT, "qcow2: magic 0x%x is not QFI\\xfb",
                       (unsigned)get_be32(h));
     hdr->version = get_be32(h + 4);
     if (hdr->version != 2 && hdr->version != 3)
@@ -198,7 +198,7 @@ static int read_extensions(struct qcow2 *q, const uint8_t *h, uint32_t start,
         uint32_t data = off + 8;
         if (len > end - data)
             return g_fail(env->err, G_ECORRUPT,
-                          "qcow2: header extension 0x%08x length %u overflows "
+                          "qcow2: header extension 0x%x length %u overflows "
                           "the header area (ends at %u)",
                           (unsigned)type, (unsigned)len, (unsigned)end);
         switch (type) {
