@@ -58,7 +58,8 @@ void dd_usage(FILE *f)
           "\n"
           "N takes the suffixes k, M, G, T, P, E (powers of 1024) or b "
           "(bytes).\n"
-          "Formats: raw. (qcow2, vmdk, vpc and vhdx are not supported yet.)\n"
+          "Formats: raw; qcow2 as input. (vmdk, vpc, vhdx and qcow2 output are\n"
+          "not supported yet.)\n"
           "\n"
           "Environment: INSTAR_WATCHDOG_TOTAL_MS (default 43200000) and\n"
           "INSTAR_WATCHDOG_IDLE_MS (default 30000) bound the guest's run "
@@ -153,7 +154,8 @@ static int pick_format(const char *name, const char *in_path, bool input)
             fprintf(stderr, "instar: Unknown file format '%s'\n", name);
         return -1;
     }
-    if (fmt != CT_FMT_RAW) {
+    /* Input formats with a guest driver; the rest are refused here. */
+    if (fmt != CT_FMT_RAW && !(input && fmt == CT_FMT_QCOW2)) {
         fprintf(stderr, "instar: %s format '%s' is not supported yet\n",
                 input ? "input" : "output", name);
         return -1;
