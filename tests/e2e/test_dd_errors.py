@@ -192,7 +192,7 @@ FORMAT_XFAIL = pytest.mark.xfail(strict=True, reason="issue 3/4: format not impl
 # Input formats instar reads. A driver flips its own line to True; until
 # then its parity tests are strict xfails.
 INPUT_DONE = {
-    "qcow2": False,
+    "qcow2": True,
     "vmdk": False,
     "vpc": True,
     "vhdx": True,

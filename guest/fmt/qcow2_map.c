@@ -1,0 +1,408 @@
+/*
+ * qcow2 reader, part 2: guest offset -> L1 -> L2 -> cluster, and the read
+ * path. A read is cut into runs of one kind (data at consecutive host
+ * offsets, zeros, backing file, one compressed cluster); each data run is
+ * one host read straight into the caller's buffer.
+ *
+ * Entries are checked when used: an L2 table or data cluster that is not
+ * cluster-aligned, starts past the end of its file or sits in the header
+ * cluster is refused with its offset (qemu reads some of these as zeros).
+ */
+#include "qcow2.h"
+#include "../rt/rt.h"
+
+/* Metadata caches, per image in the chain (I/O area). */
+#define L1_WINDOW_ENTRIES 8192u   /* 64 KiB of L1 per host read */
+#define L2_CACHE_BYTES (1u << 20) /* at least one table */
+#define L2_SLOTS_MAX 8u
+
+enum run_kind { RUN_DATA, RUN_ZERO, RUN_BACKING, RUN_COMPRESSED };
+
+/* A piece of the virtual disk starting at a guest offset. */
+struct piece {
+    enum run_kind kind;
+    uint64_t len;   /* bytes from the guest offset, within one cluster or
+                       one unallocated L2 span */
+    uint64_t host;  /* RUN_DATA: file offset of the first byte;
+                       RUN_COMPRESSED: offset of the compressed data */
+    uint64_t csize; /* RUN_COMPRESSED: bytes of compressed data */
+};
+
+int qcow2_map_init(struct qcow2 *q)
+{
+    const struct fmt_env *env = q->env;
+
+    if (q->l1_entries == 0)
+        return G_OK; /* empty disk: nothing is ever looked up */
+    q->l1_win_cap = q->l1_entries < L1_WINDOW_ENTRIES ? q->l1_entries
+                                                      : L1_WINDOW_ENTRIES;
+    q->l1_win = fmt_io_alloc(env, q->l1_win_cap * 8, "qcow2", "L1 table");
+    if (!q->l1_win)
+        return G_ENOMEM;
+    uint64_t n = L2_CACHE_BYTES / q->cluster_size;
+    q->l2_nslots = n < 1 ? 1 : n > L2_SLOTS_MAX ? L2_SLOTS_MAX : (uint32_t)n;
+    q->l2 = fmt_alloc(env, q->l2_nslots * sizeof *q->l2, "qcow2",
+                      "L2 cache");
+    if (!q->l2)
+        return G_ENOMEM;
+    for (uint32_t i = 0; i < q->l2_nslots; i++)
+        if (!(q->l2[i].p = fmt_io_alloc(env, q->cluster_size, "qcow2",
+                                        "L2 table")))
+            return G_ENOMEM;
+    return G_OK;
+}
+
+static int l1_entry(struct qcow2 *q, uint64_t idx, uint64_t *e)
+{
+    if (idx < q->l1_win_first || idx >= q->l1_win_first + q->l1_win_count) {
+        uint64_t first = idx - idx % q->l1_win_cap;
+        uint64_t count = q->l1_entries - first < q->l1_win_cap
+                             ? q->l1_entries - first
+                             : q->l1_win_cap;
+        q->l1_win_count = 0;
+        int ret = fmt_pread(q->env, q->handle, q->l1_offset + first * 8,
+                            q->l1_win, count * 8, "qcow2", "L1 table");
+        if (ret != G_OK)
+            return ret;
+        q->l1_win_first = first;
+        q->l1_win_count = count;
+    }
+    *e = get_be64(q->l1_win + (idx - q->l1_win_first) * 8);
+    return G_OK;
+}
+
+/* The L2 table for L1 index idx; *t = NULL when it is unallocated. */
+static int l2_table(struct qcow2 *q, uint64_t idx, const uint8_t **t)
+{
+    const struct fmt_env *env = q->env;
+    uint64_t e, off;
+    int ret;
+
+    if ((ret = l1_entry(q, idx, &e)) != G_OK)
+        return ret;
+    off = e & QCOW2_OFFSET_MASK;
+    *t = NULL;
+    if (off == 0)
+        return G_OK;
+    if (off & (q->cluster_size - 1))
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: L1 entry %llu: L2 table offset %llu is not "
+                      "cluster-aligned",
+                      (unsigned long long)idx, (unsigned long long)off);
+    if (off > q->file_size || q->file_size - off < q->cluster_size)
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: L1 entry %llu: L2 table offset %llu is past "
+                      "the end of the file (%llu bytes)",
+                      (unsigned long long)idx, (unsigned long long)off,
+                      (unsigned long long)q->file_size);
+    for (uint32_t i = 0; i < q->l2_nslots; i++)
+        if (q->l2[i].off == off) {
+            *t = q->l2[i].p;
+            return G_OK;
+        }
+    struct qcow2_l2_slot *s = &q->l2[q->l2_next];
+    q->l2_next = (q->l2_next + 1) % q->l2_nslots;
+    s->off = 0; /* invalid until the read succeeds */
+    ret = fmt_pread(env, q->handle, off, s->p, q->cluster_size, "qcow2",
+                    "L2 table");
+    if (ret != G_OK)
+        return ret;
+    s->off = off;
+    *t = s->p;
+    return G_OK;
+}
+
+/* Where an allocated cluster's data is: aligned, inside its file, and in
+ * a data file at the guest's own offset (spec: "must match"). */
+static int check_data(struct qcow2 *q, uint64_t guest, uint64_t host)
+{
+    const struct fmt_env *env = q->env;
+
+    if (host & (q->cluster_size - 1))
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: L2 entry for guest offset %llu: cluster offset "
+                      "%llu is not cluster-aligned",
+                      (unsigned long long)guest, (unsigned long long)host);
+    if (q->has_data_file) {
+        if (host != guest)
+            return g_fail(env->err, G_ECORRUPT,
+                          "qcow2: L2 entry for guest offset %llu: data file "
+                          "offset %llu differs from the guest offset",
+                          (unsigned long long)guest,
+                          (unsigned long long)host);
+        if (host >= q->data_size)
+            return g_fail(env->err, G_ECORRUPT,
+                          "qcow2: L2 entry for guest offset %llu: cluster "
+                          "offset %llu is past the end of the data file "
+                          "(%llu bytes)",
+                          (unsigned long long)guest, (unsigned long long)host,
+                          (unsigned long long)q->data_size);
+        return G_OK;
+    }
+    if (host >= q->file_size)
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: L2 entry for guest offset %llu: cluster offset "
+                      "%llu is past the end of the file (%llu bytes)",
+                      (unsigned long long)guest, (unsigned long long)host,
+                      (unsigned long long)q->file_size);
+    return G_OK;
+}
+
+static int compressed(struct qcow2 *q, uint64_t guest, uint64_t e,
+                      struct piece *p)
+{
+    const struct fmt_env *env = q->env;
+    uint32_t x = 62 - (q->cluster_bits - 8); /* bits of the offset */
+    uint64_t host = e & ((1ull << x) - 1);
+    uint64_t nsec = (e >> x) & ((1ull << (q->cluster_bits - 8)) - 1);
+
+    if (q->has_data_file)
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: L2 entry for guest offset %llu: compressed "
+                      "cluster in an image with an external data file",
+                      (unsigned long long)guest);
+    if (host < q->cluster_size || host >= q->file_size)
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: L2 entry for guest offset %llu: compressed "
+                      "cluster offset %llu is %s",
+                      (unsigned long long)guest, (unsigned long long)host,
+                      host < q->cluster_size ? "in the header cluster"
+                                             : "past the end of the file");
+    p->kind = RUN_COMPRESSED;
+    p->host = host;
+    /* (nsec + 1) sectors from host's sector: at most 2 * cluster_size. */
+    p->csize = (nsec + 1) * 512 - (host & 511);
+    return G_OK;
+}
+
+/* Extended L2: the run of subclusters of one kind that holds `in`. */
+static int subclusters(struct qcow2 *q, uint64_t guest, uint64_t host,
+                       bool allocated, uint64_t bitmap, uint64_t in,
+                       struct piece *p)
+{
+    uint32_t alloc = (uint32_t)bitmap, zero = (uint32_t)(bitmap >> 32);
+    int ret;
+
+    if (!allocated && alloc)
+        return g_fail(q->env->err, G_ECORRUPT,
+                      "qcow2: L2 entry for guest offset %llu: subcluster "
+                      "allocation bitmap 0x%x without a cluster offset",
+                      (unsigned long long)guest, (unsigned)alloc);
+    if (alloc & zero)
+        return g_fail(q->env->err, G_ECORRUPT,
+                      "qcow2: L2 entry for guest offset %llu: subclusters "
+                      "0x%x are both allocated and zero",
+                      (unsigned long long)guest, (unsigned)(alloc & zero));
+    if (alloc && (ret = check_data(q, guest, host)) != G_OK)
+        return ret;
+    uint32_t sc = (uint32_t)(in / q->sc_size), end = sc + 1;
+#define SC_KIND(i)                                                            \
+    ((alloc >> (i) & 1) ? RUN_DATA : (zero >> (i) & 1) ? RUN_ZERO : RUN_BACKING)
+    p->kind = SC_KIND(sc);
+    while (end < 32 && SC_KIND(end) == p->kind)
+        end++;
+#undef SC_KIND
+    p->len = end * q->sc_size - in;
+    p->host = host + in;
+    return G_OK;
+}
+
+/* Describes the virtual disk from guest offset `off` (< vsize). */
+static int lookup(struct qcow2 *q, uint64_t off, struct piece *p)
+{
+    const struct fmt_env *env = q->env;
+    uint64_t c = off >> q->cluster_bits;
+    uint64_t in = off & (q->cluster_size - 1);
+    uint64_t guest = off - in;
+    uint64_t l2i = c & ((1ull << q->l2_bits) - 1);
+    const uint8_t *t;
+    int ret;
+
+    if ((ret = l2_table(q, c >> q->l2_bits, &t)) != G_OK)
+        return ret;
+    if (!t) { /* the whole span of this L1 entry is unallocated */
+        p->kind = RUN_BACKING;
+        p->len = (((uint64_t)1 << q->l2_bits) - l2i) * q->cluster_size - in;
+        return G_OK;
+    }
+    uint64_t e = get_be64(t + l2i * q->entry_bytes);
+    p->len = q->cluster_size - in;
+    if (e & QCOW2_FLAG_COMPRESSED)
+        return compressed(q, guest, e, p); /* subcluster bitmap unused */
+    uint64_t host = e & QCOW2_OFFSET_MASK;
+    bool allocated = host != 0 || (q->has_data_file && (e & QCOW2_FLAG_COPIED));
+    if (!allocated && (e & QCOW2_FLAG_COPIED))
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: L2 entry for guest offset %llu points into the "
+                      "header cluster (offset 0)",
+                      (unsigned long long)guest);
+    if (q->ext_l2)
+        return subclusters(q, guest, host, allocated,
+                           get_be64(t + l2i * 16 + 8), in, p);
+    if (e & QCOW2_FLAG_ZERO) {
+        if (q->version == 2)
+            return g_fail(env->err, G_ECORRUPT,
+                          "qcow2: L2 entry for guest offset %llu has the "
+                          "zero flag in a version 2 image",
+                          (unsigned long long)guest);
+        if (host & (q->cluster_size - 1))
+            return g_fail(env->err, G_ECORRUPT,
+                          "qcow2: L2 entry for guest offset %llu: cluster "
+                          "offset %llu is not cluster-aligned",
+                          (unsigned long long)guest,
+                          (unsigned long long)host);
+        p->kind = RUN_ZERO;
+        return G_OK;
+    }
+    if (!allocated) {
+        p->kind = RUN_BACKING;
+        return G_OK;
+    }
+    if ((ret = check_data(q, guest, host)) != G_OK)
+        return ret;
+    p->kind = RUN_DATA;
+    p->host = host + in;
+    return G_OK;
+}
+
+static int read_backing(struct qcow2 *q, uint64_t off, uint8_t *buf,
+                        uint64_t n)
+{
+    struct fmt_reader *b = q->backing;
+    uint64_t m = 0;
+
+    /* A shorter backing file reads as zeros past its end. */
+    if (b && off < b->vsize) {
+        m = b->vsize - off < n ? b->vsize - off : n;
+        int ret = b->read(b, off, buf, m);
+        if (ret != G_OK)
+            return ret;
+    }
+    if (m < n)
+        memset(buf + m, 0, (size_t)(n - m));
+    return G_OK;
+}
+
+static int read_data(struct qcow2 *q, uint64_t host, uint8_t *buf,
+                     uint64_t n)
+{
+    uint32_t h = q->has_data_file ? q->data_handle : q->handle;
+    uint64_t got = 0;
+    int ret = fmt_pread_partial(q->env, h, host, buf, n, &got, "qcow2");
+    if (ret != G_OK)
+        return ret;
+    /* Only the last cluster of a run can cross EOF (each cluster starts
+     * inside the file); its tail reads as zeros, as in qemu. */
+    if (got < n)
+        memset(buf + got, 0, (size_t)(n - got));
+    return G_OK;
+}
+
+/* Decompresses the cluster p describes into q->zout (cached). */
+static int inflate_cluster(struct qcow2 *q, const struct piece *p)
+{
+    const struct fmt_env *env = q->env;
+    uint64_t got = 0;
+    size_t out = 0;
+    char what[64];
+    int ret;
+
+    if (q->zout_valid && q->zout_desc == p->host)
+        return G_OK;
+    if (!q->z) { /* first compressed cluster: set up once */
+        q->z = fmt_inflate_new(env, FMT_INFLATE_RAW, "qcow2");
+        q->zin = fmt_io_alloc(env, 2 * q->cluster_size, "qcow2",
+                              "compressed cluster");
+        q->zout = fmt_io_alloc(env, q->cluster_size, "qcow2",
+                               "decompressed cluster");
+        if (!q->z || !q->zin || !q->zout)
+            return G_ENOMEM;
+    }
+    q->zout_valid = false;
+    ret = fmt_pread_partial(env, q->handle, p->host, q->zin, p->csize, &got,
+                            "qcow2");
+    if (ret != G_OK)
+        return ret;
+    if (got < p->csize) /* the last sectors may extend past EOF */
+        memset(q->zin + got, 0, (size_t)(p->csize - got));
+    rt_fmt(what, sizeof what, "compressed cluster at offset %llu",
+           (unsigned long long)p->host);
+    ret = fmt_inflate(q->z, q->zin, (size_t)p->csize, q->zout,
+                      (size_t)q->cluster_size, &out, true, what);
+    if (ret != G_OK)
+        return ret;
+    if (out != q->cluster_size)
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: compressed cluster at offset %llu decompresses "
+                      "to %llu bytes, not %llu",
+                      (unsigned long long)p->host, (unsigned long long)out,
+                      (unsigned long long)q->cluster_size);
+    q->zout_desc = p->host;
+    q->zout_valid = true;
+    return G_OK;
+}
+
+static bool continues(const struct piece *a, uint64_t n, const struct piece *b)
+{
+    if (a->kind != b->kind || a->kind == RUN_COMPRESSED)
+        return false;
+    return a->kind != RUN_DATA || b->host == a->host + n;
+}
+
+int qcow2_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len)
+{
+    struct qcow2 *q = r->priv;
+    uint8_t *out = buf;
+    struct piece p, next;
+    bool have_next = false;
+    int ret;
+
+    if (off >= q->vsize) {
+        memset(out, 0, (size_t)len);
+        return G_OK;
+    }
+    if (len > q->vsize - off) {
+        memset(out + (q->vsize - off), 0, (size_t)(len - (q->vsize - off)));
+        len = q->vsize - off;
+    }
+    for (uint64_t done = 0; done < len;) {
+        if (have_next)
+            p = next;
+        else if ((ret = lookup(q, off + done, &p)) != G_OK)
+            return ret;
+        have_next = false;
+        uint64_t n = p.len < len - done ? p.len : len - done;
+        /* Grow the run while the next piece continues it. */
+        while (done + n < len && p.kind != RUN_COMPRESSED) {
+            if ((ret = lookup(q, off + done + n, &next)) != G_OK)
+                return ret;
+            if (!continues(&p, n, &next)) {
+                have_next = true;
+                break;
+            }
+            n += next.len < len - done - n ? next.len : len - done - n;
+        }
+        switch (p.kind) {
+        case RUN_DATA:
+            ret = read_data(q, p.host, out + done, n);
+            break;
+        case RUN_ZERO:
+            memset(out + done, 0, (size_t)n);
+            ret = G_OK;
+            break;
+        case RUN_BACKING:
+            ret = read_backing(q, off + done, out + done, n);
+            break;
+        default:
+            if ((ret = inflate_cluster(q, &p)) == G_OK)
+                memcpy(out + done,
+                       q->zout + ((off + done) & (q->cluster_size - 1)),
+                       (size_t)n);
+            break;
+        }
+        if (ret != G_OK)
+            return ret;
+        done += n;
+    }
+    return G_OK;
+}

@@ -1,0 +1,265 @@
+"""qcow2 input: instar dd vs the live qemu-img dd, byte for byte.
+
+Every variant is made with qemu-img create/convert (and qemu-io for partial
+writes, so allocated/unallocated boundaries fall inside clusters and
+subclusters); both tools copy the same windows and must agree on exit
+status and output bytes. The malformed images of tests/gen/malformed_qcow2.py
+must each be refused cleanly.
+"""
+import os
+import shutil
+import struct
+import subprocess
+import time
+
+import pytest
+
+from conftest import listing, run_dd
+
+import malformed_qcow2
+
+MiB = 1 << 20
+
+
+def _qemu_io():
+    return shutil.which("qemu-io")
+
+
+def _run(*argv, cwd=None):
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE, cwd=cwd)
+
+
+def _set_incompat_bit(path, bit):
+    with open(path, "r+b") as f:
+        f.seek(72)
+        v = struct.unpack(">Q", f.read(8))[0]
+        f.seek(72)
+        f.write(struct.pack(">Q", v | (1 << bit)))
+
+
+def _drop_backing_format(path):
+    """Turns the backing-format extension into an unknown one, so the
+    backing file is probed (qemu-img 7.2 no longer creates such images)."""
+    with open(path, "r+b") as f:
+        head = bytearray(f.read(65536))
+        i = head.find(bytes.fromhex("e2792aca"))
+        assert i >= 0
+        f.seek(i)
+        f.write(bytes.fromhex("0badf00d"))
+
+
+# Writes: (offset, length, pattern byte or "z" for write -z). Offsets are
+# deliberately not cluster- or subcluster-aligned.
+OV_WRITES = [(1000, 3000, 0x55), (70000, 100000, 0x66), (300000, 5000, "z"),
+             (1048576 + 512, 512, 0x77), (2 * MiB - 1400, 1200, 0x78)]
+
+
+def _write(qemu_io, path, writes):
+    cmds = []
+    for off, n, p in writes:
+        cmds += ["-c", f"write -z {off} {n}" if p == "z"
+                 else f"write -P {p:#x} {off} {n}"]
+    _run(qemu_io, *cmds, path, cwd=os.path.dirname(path))
+
+
+@pytest.fixture(scope="session")
+def qcow2_inputs(images, qemu_img, tmp_path_factory):
+    """name -> path of every qcow2 variant (all in one directory, so
+    backing files are found by relative name)."""
+    qemu_io = _qemu_io()
+    if not qemu_io:
+        pytest.skip("qemu-io not installed (qemu-utils)")
+    d = str(tmp_path_factory.mktemp("qcow2"))
+    out = {}
+
+    def p(name):
+        return os.path.join(d, name + ".qcow2")
+
+    def convert(name, src, *opts):
+        _run(qemu_img, "convert", "-f", "raw", "-O", "qcow2", *opts,
+             images[src], p(name))
+        out[name] = p(name)
+
+    def create(name, size, *opts, writes=None):
+        # In d: qemu creates and opens a relative data_file= in its cwd.
+        _run(qemu_img, "create", "-f", "qcow2", *opts, p(name), str(size),
+             cwd=d)
+        if writes:
+            _write(qemu_io, p(name), writes)
+        out[name] = p(name)
+
+    convert("v3", "mid")
+    convert("v2", "mid", "-o", "compat=0.10")
+    convert("c512", "mid", "-o", "cluster_size=512")
+    convert("c2m", "multi", "-o", "cluster_size=2M")
+    convert("comp", "multi", "-c")
+    convert("comp-512", "mid", "-c", "-o", "cluster_size=512")
+    convert("comp-2m", "multi", "-c", "-o", "cluster_size=2M")
+    convert("extl2", "multi", "-o", "extended_l2=on")
+    convert("extl2-16k", "mid", "-o", "extended_l2=on,cluster_size=16k")
+    convert("prealloc-meta", "mid", "-o", "preallocation=metadata")
+    convert("prealloc-full", "mid", "-o", "preallocation=full")
+    convert("refcount1-lazy", "mid", "-o", "refcount_bits=1,lazy_refcounts=on")
+    convert("tiny", "tiny")
+    convert("empty", "empty")
+    convert("huge", "huge")
+    create("zeros", 4 * MiB, writes=[(0, 3 * MiB, 0x11), (65536 + 100, 200000, "z")])
+    create("meta-empty", 3 * MiB, "-o", "preallocation=metadata")
+    create("odd-size", 1000000, writes=[(0, 1000000, 0x22)])
+    for bit, name in ((0, "dirty"), (1, "corrupt")):
+        shutil.copyfile(p("v3"), p(name))
+        _set_incompat_bit(p(name), bit)
+        out[name] = p(name)
+
+    # External data files (qemu-img names them relative to the image).
+    create("datafile", 3 * MiB, "-o", "data_file=datafile.data",
+           writes=OV_WRITES)
+    create("datafile-raw", 3 * MiB,
+           "-o", "data_file=datafile-raw.data,data_file_raw=on",
+           writes=OV_WRITES)
+
+    # Backing chains over a qcow2 base (5 MiB + 1536) and a raw base.
+    convert("base", "multi")
+    convert("base-comp", "multi", "-c")
+    shutil.copyfile(images["multi"], os.path.join(d, "base.raw"))
+    bq = ["-b", "base.qcow2", "-F", "qcow2"]
+    create("ov-short", 2 * MiB, *bq, writes=OV_WRITES)
+    create("ov-same", 5 * MiB + 1536, *bq, writes=OV_WRITES)
+    create("ov-long", 8 * MiB, *bq,
+           writes=OV_WRITES + [(7 * MiB + 3, 5000, 0x99)])
+    create("ov-odd", 1000000, *bq, writes=[(4096, 600, 0x33)])
+    create("ov-raw", 6 * MiB, "-b", "base.raw", "-F", "raw", writes=OV_WRITES)
+    create("ov-comp", 5 * MiB, "-b", "base-comp.qcow2", "-F", "qcow2",
+           writes=OV_WRITES)
+    create("ov-extl2", 6 * MiB, *bq, "-o", "extended_l2=on",
+           writes=OV_WRITES + [(3 * MiB + 1024, 2048, 0x44),
+                               (3 * MiB + 8192, 2048, "z")])
+    create("ov-512", 3 * MiB, *bq, "-o", "cluster_size=512", writes=OV_WRITES)
+    create("chain-mid", 4 * MiB, *bq,
+           writes=[(500, 70000, 0xA1), (2 * MiB, 65536 * 3, "z")])
+    create("chain-top", 6 * MiB, "-b", "chain-mid.qcow2", "-F", "qcow2",
+           writes=[(66000, 1000, 0xB2), (2 * MiB + 70000, 10, 0xB3),
+                   (5 * MiB, 4096, 0xB4)])
+    for name, back, fmt in (("nofmt-raw", "base.raw", "raw"),
+                            ("nofmt-qcow2", "base.qcow2", "qcow2")):
+        create(name, 6 * MiB, "-b", back, "-F", fmt, writes=OV_WRITES[:2])
+        _drop_backing_format(p(name))
+    return out
+
+
+WINDOWS = [
+    [],
+    ["bs=1000", "skip=3", "count=700"],
+    ["bs=4096", "skip=13", "count=300"],
+    ["bs=1M", "skip=1", "count=3"],
+    ["bs=65536", "skip=31"],
+]
+VARIANTS = [
+    "v3", "v2", "c512", "c2m", "comp", "comp-512", "comp-2m", "extl2",
+    "extl2-16k", "prealloc-meta", "prealloc-full", "refcount1-lazy", "tiny",
+    "empty", "zeros", "meta-empty", "odd-size", "dirty", "corrupt",
+    "datafile", "datafile-raw", "ov-short", "ov-same", "ov-long", "ov-odd",
+    "ov-raw", "ov-comp", "ov-extl2", "ov-512", "chain-top", "nofmt-raw",
+    "nofmt-qcow2",
+]
+
+
+def _compare(qemu_img, instar_bin, path, extra, tmp_path, tag=""):
+    q_out = str(tmp_path / f"q{tag}.raw")
+    i_out = str(tmp_path / f"i{tag}.raw")
+    # cwd: qemu 7.2 resolves a relative data file name against the working
+    # directory (backing names against the image's); instar always uses the
+    # image's directory.
+    cwd = os.path.dirname(path)
+    q = run_dd(qemu_img, [f"if={path}", f"of={q_out}", *extra], q_out, cwd=cwd)
+    i = run_dd(instar_bin, [f"if={path}", f"of={i_out}", *extra], i_out)
+    assert q.rc == 0, q
+    assert i.rc == q.rc, i
+    assert i.out is not None and len(i.out) == len(q.out), (i, q)
+    if i.out != q.out:
+        first = next(k for k in range(len(q.out)) if i.out[k] != q.out[k])
+        pytest.fail(f"outputs differ first at byte {first} of {len(q.out)}")
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_qcow2_parity(variant, qcow2_inputs, instar_bin, qemu_img, tmp_path):
+    for n, extra in enumerate(WINDOWS):
+        _compare(qemu_img, instar_bin, qcow2_inputs[variant], extra, tmp_path,
+                 str(n))
+
+
+@pytest.mark.parametrize("extra", [
+    ["bs=1", "skip=4294967295", "count=4294967297"],
+    ["bs=1M", "skip=2047", "count=2049"],
+    ["bs=1M", "skip=5119"],
+], ids=["4g", "2g", "end"])
+def test_qcow2_huge_windows(extra, qcow2_inputs, instar_bin, qemu_img, tmp_path):
+    _compare(qemu_img, instar_bin, qcow2_inputs["huge"], extra, tmp_path)
+
+
+def test_forced_qcow2_format(qcow2_inputs, instar_bin, qemu_img, tmp_path):
+    _compare(qemu_img, instar_bin, qcow2_inputs["ov-short"],
+             ["-f", "qcow2", "bs=1000", "skip=1"], tmp_path)
+
+
+# --- refusals ---------------------------------------------------------------
+
+def _refused(instar_bin, directory, path, args, timeout=20):
+    out = os.path.join(directory, "out.raw")
+    before = listing(directory)
+    t0 = time.monotonic()
+    try:
+        i = run_dd(instar_bin, [*args, f"if={path}", f"of={out}"], out,
+                   timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail("instar hung")
+    assert i.rc == 1, i
+    assert "qcow2" in i.stderr, i.stderr
+    assert listing(directory) == before, "instar left files behind"
+    assert time.monotonic() - t0 < 10, "refusal took too long"
+    return i
+
+
+MALFORMED = malformed_qcow2.cases()
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=[c[0] for c in MALFORMED])
+def test_malformed_refused(case, instar_bin, tmp_path):
+    path, args = malformed_qcow2.write_case(str(tmp_path), case)
+    _refused(instar_bin, os.path.dirname(path), path, args)
+
+
+def test_zstd_refused_not_misread(images, qemu_img, instar_bin, tmp_path):
+    # Divergence: qemu-img reads zstd-compressed clusters; instar refuses
+    # them by name rather than guess.
+    path = str(tmp_path / "z.qcow2")
+    _run(qemu_img, "convert", "-f", "raw", "-O", "qcow2", "-c", "-o",
+         "compression_type=zstd", images["mid"], path)
+    i = _refused(instar_bin, str(tmp_path), path, [])
+    assert "compression_type 1 (zstd) not supported" in i.stderr
+
+
+def test_encrypted_refused_like_qemu(qemu_img, instar_bin, tmp_path):
+    path = str(tmp_path / "e.qcow2")
+    _run(qemu_img, "create", "-f", "qcow2", "--object",
+         "secret,id=s,data=abc", "-o", "encryption=on,encrypt.key-secret=s",
+         path, "1M")
+    q = run_dd(qemu_img, [f"if={path}", f"of={tmp_path}/q.raw"])
+    assert q.rc == 1
+    i = _refused(instar_bin, str(tmp_path), path, [])
+    assert "crypt_method 1 (AES encryption) not supported" in i.stderr
+
+
+def test_backing_outside_directory_refused(qcow2_inputs, qemu_img, instar_bin,
+                                           tmp_path):
+    # Divergence: qemu follows any path; instar confines backing files to
+    # the image's directory.
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    shutil.copyfile(qcow2_inputs["base"], tmp_path / "base.qcow2")
+    path = str(sub / "ov.qcow2")
+    _run(qemu_img, "create", "-f", "qcow2", "-b", "../base.qcow2", "-F",
+         "qcow2", path, "1M")
+    i = _refused(instar_bin, str(sub), path, [])
+    assert "../base.qcow2" in i.stderr
