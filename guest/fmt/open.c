@@ -8,9 +8,6 @@ typedef int (*open_fn)(const struct fmt_env *, uint32_t, struct fmt_reader *);
 #ifndef FMT_HAVE_QCOW2
 #define fmt_qcow2_open 0
 #endif
-#ifndef FMT_HAVE_VMDK
-#define fmt_vmdk_open 0
-#endif
 #ifndef FMT_HAVE_VPC
 #define fmt_vpc_open 0
 #endif
