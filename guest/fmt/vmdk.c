@@ -402,8 +402,8 @@ static int hole(struct vmdk_state *st, uint64_t ext_start, uint64_t voff,
     if (p) {
         if (!st->parent_cid_ok)
             return g_fail(st->env->err, G_ECORRUPT,
-                          "vmdk: parentCID %08x does not match the parent's "
-                          "CID %08x",
+                          "vmdk: parentCID %x does not match the parent's "
+                          "CID %x",
                           (unsigned)st->parent_cid,
                           (unsigned)st->parent_real_cid);
         if (vo < p->vsize)
