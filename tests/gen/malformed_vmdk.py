@@ -172,7 +172,8 @@ def cases(d):
     gt_off = struct.unpack_from("<I", good, gd_off * SECTOR)[0]
     add("grain-past-eof", _patch(good, gt_off * SECTOR, "<I", 0x7FFFFFF0),
         "past the end")
-    add("grain-in-header", _patch(good, gt_off * SECTOR, "<I", 0x0), "vmdk")
+    add("grain-in-metadata", _patch(good, gt_off * SECTOR, "<I", 5),
+        "metadata")
     add("unknown-compression", _patch(good, 77, "<H", 7), "compressAlgorithm")
     add("desc-no-cid", sparse(data, desc=b"version=1\ncreateType=\"x\"\n"),
         "CID")
