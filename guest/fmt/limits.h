@@ -22,8 +22,10 @@
 /* vmdk */
 #define LIMIT_VMDK_DESCRIPTOR_BYTES (1u << 20)
 #define LIMIT_VMDK_EXTENTS 1024u
-#define LIMIT_VMDK_GRAIN_SECTORS_MAX 2048u /* 1 MiB grains */
-#define LIMIT_VMDK_GT_ENTRIES_MAX 65536u
+#define LIMIT_VMDK_GRAIN_SECTORS_MAX 65536u /* 32 MiB grains (qemu: 64 KiB) */
+#define LIMIT_VMDK_COMPRESSED_GRAIN_SECTORS 2048u /* 1 MiB, buffered */
+#define LIMIT_VMDK_GT_ENTRIES_MAX 512u     /* qemu refuses more too */
+#define LIMIT_VMDK_GD_ENTRIES (1u << 20)   /* 4 MiB grain directory */
 
 /* vpc */
 #define LIMIT_VPC_BLOCK_SIZE_MAX (256u << 20)

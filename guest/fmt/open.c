@@ -4,11 +4,6 @@
 
 typedef int (*open_fn)(const struct fmt_env *, uint32_t, struct fmt_reader *);
 
-/* Drivers not linked yet are NULL: such formats are refused by name. */
-#ifndef FMT_HAVE_VMDK
-#define fmt_vmdk_open 0
-#endif
-
 static const struct {
     const char *name;
     open_fn open;
@@ -52,13 +47,9 @@ int fmt_open(const struct fmt_env *env, uint32_t handle, uint32_t format,
                       (unsigned)LIMIT_CHAIN_DEPTH);
     if (format == CT_FMT_PROBE && (ret = probe(env, handle, &format)) < 0)
         return ret;
-    if (format >= CT_FMT_COUNT || !drivers[format].name)
+    if (format >= CT_FMT_COUNT || !drivers[format].open)
         return g_fail(env->err, G_EINVAL, "unknown format %u",
                       (unsigned)format);
-    if (!drivers[format].open)
-        return g_fail(env->err, G_ENOTSUP,
-                      "%s image: format not supported yet",
-                      drivers[format].name);
     r = fmt_alloc(env, sizeof *r, drivers[format].name, "reader");
     if (!r)
         return G_ENOMEM;

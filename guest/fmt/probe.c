@@ -8,6 +8,8 @@
 #include "fmt.h"
 #include "../rt/rt.h"
 
+#include <stdbool.h>
+
 struct magic {
     const char *name;
     uint32_t format; /* CT_FMT_PROBE: recognised, no driver */
@@ -20,7 +22,6 @@ static const struct magic magics[] = {
     {"qcow2", CT_FMT_QCOW2, 0, "QFI\xfb", 4},
     {"vmdk", CT_FMT_VMDK, 0, "KDMV", 4},         /* hosted sparse extent */
     {"vmdk", CT_FMT_VMDK, 0, "COWD", 4},         /* ESX sparse extent */
-    {"vmdk", CT_FMT_VMDK, 0, "# Disk DescriptorFile", 21},
     {"vpc", CT_FMT_VPC, 0, "conectix", 8},       /* dynamic VHD footer copy */
     {"vhdx", CT_FMT_VHDX, 0, "vhdxfile", 8},
     {"qed", CT_FMT_PROBE, 0, "QED\0", 4},
@@ -31,6 +32,44 @@ static const struct magic magics[] = {
     {"parallels", CT_FMT_PROBE, 0, "WithouFreSpacExt", 16},
     {"cloop", CT_FMT_PROBE, 0, "#!/bin/sh\n#V2.0 Format\n", 23},
 };
+
+/*
+ * A vmdk text descriptor, recognised as qemu-img 7.2 does (measured): the
+ * first line that is neither a '#' comment nor made of spaces only must be
+ * "version=1", "version=2" or "version=3", ending in "\n" or "\r\n" within
+ * the first 512 bytes. An empty line, leading spaces before text or a
+ * comment running past 512 bytes make the file raw.
+ */
+static bool vmdk_descriptor(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    if (n > FMT_PROBE_LEN)
+        n = FMT_PROBE_LEN;
+    while (i < n) {
+        if (p[i] == '#') {
+            while (i < n && p[i] != '\n')
+                i++;
+            i++;
+            continue;
+        }
+        if (p[i] == ' ') {
+            while (i < n && p[i] == ' ')
+                i++;
+            if (i < n && p[i] == '\r')
+                i++;
+            if (i >= n || p[i] != '\n')
+                return false;
+            i++;
+            continue;
+        }
+        if (n - i < 10 || memcmp(p + i, "version=", 8) != 0 ||
+            p[i + 8] < '1' || p[i + 8] > '3')
+            return false;
+        return p[i + 9] == '\n' ||
+               (p[i + 9] == '\r' && n - i >= 11 && p[i + 10] == '\n');
+    }
+    return false;
+}
 
 struct fmt_probe_result fmt_probe(const uint8_t *head, size_t n)
 {
@@ -43,6 +82,10 @@ struct fmt_probe_result fmt_probe(const uint8_t *head, size_t n)
             res.name = m->name;
             return res;
         }
+    }
+    if (vmdk_descriptor(head, n)) {
+        res.format = CT_FMT_VMDK;
+        res.name = "vmdk";
     }
     return res;
 }

@@ -193,7 +193,7 @@ FORMAT_XFAIL = pytest.mark.xfail(strict=True, reason="issue 3/4: format not impl
 # then its parity tests are strict xfails.
 INPUT_DONE = {
     "qcow2": True,
-    "vmdk": False,
+    "vmdk": True,
     "vpc": True,
     "vhdx": True,
 }

@@ -1,0 +1,547 @@
+/*
+ * vmdk reader: monolithic sparse images (one "KDMV" extent with an
+ * embedded descriptor, incl. streamOptimized), and text descriptor files
+ * (monolithicFlat, twoGbMaxExtent*, vmfs*) listing FLAT/VMFS extents (raw,
+ * with a sector offset) and SPARSE/VMFSSPARSE extents (KDMV files). A
+ * parent named by parentFileNameHint supplies unallocated grains.
+ *
+ * Descriptor semantics follow what qemu-img 7.2 does, measured: keys are
+ * found as substrings ("CID" also matches "parentCID"), only RW extent
+ * lines count, RDONLY/NOACCESS/ZERO/VMFSRDM/VMFSRAW lines are skipped, the
+ * size of a SPARSE extent is its header capacity. docs/format-coverage.md
+ * lists the measurements.
+ */
+#include "vmdk.h"
+#include "../rt/rt.h"
+
+enum { EXT_FLAT, EXT_SPARSE };
+
+struct vmdk_extent {
+    uint64_t start, len; /* virtual bytes */
+    int kind;
+    uint32_t handle;
+    uint64_t file_size;  /* FLAT */
+    uint64_t flat_off;   /* FLAT: bytes into the file */
+    struct vmdk_sparse *sp;
+    const char *name;    /* in the descriptor text */
+    uint32_t name_len;
+};
+
+struct vmdk_state {
+    const struct fmt_env *env;
+    struct vmdk_extent *ext;
+    uint32_t n;
+    bool has_cid;
+    uint32_t cid, parent_cid;
+    struct fmt_reader *parent;
+    uint32_t parent_real_cid;
+    bool parent_cid_ok;
+};
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' ||
+           c == '\r';
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* First occurrence of key in the text, or -1. */
+static int64_t find(const char *s, uint32_t n, const char *key)
+{
+    size_t k = rt_strlen(key);
+    for (uint32_t i = 0; i + k <= n; i++)
+        if (memcmp(s + i, key, k) == 0)
+            return i;
+    return -1;
+}
+
+/* "KEY?VALUE": the value, read as hex the way scanf's %x does, starts one
+ * character after the key (qemu's lookup). */
+static int desc_hex(const struct fmt_env *env, const char *s, uint32_t n,
+                    const char *key, uint32_t *v)
+{
+    int64_t at = find(s, n, key);
+    uint64_t p, x = 0;
+    bool neg = false, ovf = false;
+    unsigned digits = 0;
+
+    if (at < 0)
+        return g_fail(env->err, G_ECORRUPT,
+                      "vmdk: descriptor has no %s", key);
+    p = (uint64_t)at + rt_strlen(key) + 1;
+    while (p < n && is_ws(s[p]))
+        p++;
+    if (p < n && (s[p] == '+' || s[p] == '-'))
+        neg = s[p++] == '-';
+    if (p + 2 < n && s[p] == '0' && (s[p + 1] | 0x20) == 'x' &&
+        hexval(s[p + 2]) >= 0)
+        p += 2;
+    for (; p < n && hexval(s[p]) >= 0; p++, digits++)
+        if (x > UINT64_MAX >> 4)
+            ovf = true;
+        else
+            x = x << 4 | (uint64_t)hexval(s[p]);
+    if (!digits)
+        return g_fail(env->err, G_ECORRUPT,
+                      "vmdk: descriptor %s has no hex value", key);
+    if (ovf)
+        x = UINT64_MAX;
+    *v = (uint32_t)(neg ? 0 - x : x);
+    return G_OK;
+}
+
+/* KEY="VALUE": the value starts two characters after the key and ends at
+ * the next quote. found = false when the key is absent. */
+static int desc_str(const struct fmt_env *env, const char *s, uint32_t n,
+                    const char *key, const char **v, uint32_t *len,
+                    bool *found)
+{
+    int64_t at = find(s, n, key);
+    uint64_t p, q;
+
+    *found = at >= 0;
+    if (at < 0)
+        return G_OK;
+    p = (uint64_t)at + rt_strlen(key) + 2;
+    for (q = p; q < n && s[q] != '"'; q++)
+        ;
+    if (p > n || q >= n)
+        return g_fail(env->err, G_ECORRUPT,
+                      "vmdk: descriptor %s value is not quoted", key);
+    *v = s + p;
+    *len = (uint32_t)(q - p);
+    return G_OK;
+}
+
+/* One extent line, scanned like scanf("%10s %lld %10s \"%511[^\n\r\"]\"
+ * %lld") over [p, e): the number of fields matched. */
+struct ext_line {
+    char access[11], type[11];
+    int64_t sectors, offset;
+    const char *name;
+    uint32_t name_len;
+};
+
+static bool scan_word(const char **p, const char *e, char *out)
+{
+    unsigned n = 0;
+    while (*p < e && is_ws(**p))
+        (*p)++;
+    while (*p < e && !is_ws(**p) && n < 10)
+        out[n++] = *(*p)++;
+    out[n] = '\0';
+    return n > 0;
+}
+
+static bool scan_int(const char **p, const char *e, int64_t *v)
+{
+    bool neg = false;
+    uint64_t x = 0, lim;
+    unsigned digits = 0;
+    while (*p < e && is_ws(**p))
+        (*p)++;
+    if (*p < e && (**p == '+' || **p == '-'))
+        neg = *(*p)++ == '-';
+    lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; *p < e && **p >= '0' && **p <= '9'; (*p)++, digits++) {
+        uint64_t d = (uint64_t)(**p - '0');
+        x = x > (lim - d) / 10 ? lim : x * 10 + d; /* saturate */
+    }
+    *v = neg ? (int64_t)(0 - x) : (int64_t)x;
+    return digits > 0;
+}
+
+static int scan_line(const char *p, const char *e, struct ext_line *l)
+{
+    if (!scan_word(&p, e, l->access))
+        return 0;
+    if (!scan_int(&p, e, &l->sectors))
+        return 1;
+    if (!scan_word(&p, e, l->type))
+        return 2;
+    while (p < e && is_ws(*p))
+        p++;
+    if (p >= e || *p++ != '"')
+        return 3;
+    l->name = p;
+    while (p < e && *p != '"' && *p != '\r' && *p != '\n' &&
+           p - l->name < 511)
+        p++;
+    l->name_len = (uint32_t)(p - l->name);
+    if (l->name_len == 0)
+        return 3;
+    if (p >= e || *p++ != '"')
+        return 4;
+    return scan_int(&p, e, &l->offset) ? 5 : 4;
+}
+
+static bool streq(const char *a, const char *b)
+{
+    size_t n = rt_strlen(b);
+    return rt_strlen(a) == n && memcmp(a, b, n) == 0;
+}
+
+/* Classifies a line: 1 = an extent to open (kind set), 0 = skipped. */
+static int classify(const struct fmt_env *env, const char *p, const char *e,
+                    struct ext_line *l, int *kind)
+{
+    int m = scan_line(p, e, l);
+    bool flat;
+
+    if (m < 4 || !streq(l->access, "RW"))
+        return 0;
+    flat = streq(l->type, "FLAT");
+    if ((flat && (m != 5 || l->offset < 0)) || (!flat && m != 4)) {
+        uint32_t shown = (uint32_t)(e - p) > 80 ? 80 : (uint32_t)(e - p);
+        char line[81];
+        memcpy(line, p, shown);
+        line[shown] = '\0';
+        for (uint32_t i = 0; i < shown; i++)
+            if ((uint8_t)line[i] < 0x20 || (uint8_t)line[i] >= 0x7f)
+                line[i] = '?';
+        return g_fail(env->err, G_ECORRUPT, "vmdk: invalid extent line: %s",
+                      line);
+    }
+    if (l->sectors <= 0)
+        return 0;
+    if (flat || streq(l->type, "VMFS"))
+        *kind = EXT_FLAT;
+    else if (streq(l->type, "SPARSE") || streq(l->type, "VMFSSPARSE"))
+        *kind = EXT_SPARSE;
+    else if (streq(l->type, "SESPARSE"))
+        return g_fail(env->err, G_ENOTSUP,
+                      "vmdk: SESPARSE extents are not supported");
+    else
+        return 0; /* ZERO, VMFSRDM, VMFSRAW, ...: qemu skips them */
+    if (l->offset < 0 || (uint64_t)l->offset > UINT64_MAX / VMDK_SECTOR)
+        l->offset = 0;
+    return 1;
+}
+
+/* Opens the file of extent line l, reusing an earlier extent's handle. */
+static int open_extent(struct vmdk_state *st, uint32_t parent,
+                       const struct ext_line *l, int kind,
+                       struct vmdk_extent *x, uint64_t start)
+{
+    const struct fmt_env *env = st->env;
+    int ret;
+
+    x->name = l->name;
+    x->name_len = l->name_len;
+    x->kind = kind;
+    x->start = start;
+    for (uint32_t i = 0; i < st->n; i++) {
+        struct vmdk_extent *o = &st->ext[i];
+        if (o->name_len == l->name_len &&
+            memcmp(o->name, l->name, l->name_len) == 0 && o->kind == kind) {
+            x->handle = o->handle;
+            x->file_size = o->file_size;
+            x->sp = o->sp;
+            goto opened;
+        }
+    }
+    if ((ret = fmt_open_backing(env, parent, l->name, l->name_len, VMDK_NAME,
+                                &x->handle)) < 0)
+        return ret;
+    if (kind == EXT_SPARSE) {
+        if ((ret = vmdk_sparse_open(env, x->handle, false, &x->sp)) < 0)
+            return ret;
+    } else if ((ret = env->ops->size(env->ops->ctx, x->handle,
+                                     &x->file_size)) != CT_OK) {
+        return g_fail(env->err, G_EIO, "vmdk: cannot get the extent size: %s",
+                      ct_result_str(ret));
+    }
+opened:
+    if (kind == EXT_SPARSE) {
+        x->len = x->sp->capacity; /* the header wins over the line */
+    } else {
+        if ((uint64_t)l->sectors > LIMIT_VSIZE / VMDK_SECTOR)
+            return g_fail(env->err, G_ECORRUPT,
+                          "vmdk: extent size %lld sectors exceeds the limit",
+                          (long long)l->sectors);
+        x->len = (uint64_t)l->sectors * VMDK_SECTOR;
+        x->flat_off = (uint64_t)l->offset * VMDK_SECTOR;
+    }
+    return G_OK;
+}
+
+static const char *const create_types[] = {
+    "monolithicFlat",       "vmfs",       "vmfsSparse", "seSparse",
+    "twoGbMaxExtentSparse", "twoGbMaxExtentFlat",
+};
+
+static int check_create_type(const struct fmt_env *env, const char *s,
+                             uint32_t n)
+{
+    const char *v;
+    uint32_t len;
+    bool found;
+    int ret = desc_str(env, s, n, "createType", &v, &len, &found);
+
+    if (ret < 0)
+        return ret;
+    if (!found)
+        return g_fail(env->err, G_ECORRUPT,
+                      "vmdk: descriptor has no createType (invalid VMDK "
+                      "image descriptor)");
+    for (size_t i = 0; i < sizeof create_types / sizeof *create_types; i++)
+        if (rt_strlen(create_types[i]) == len &&
+            memcmp(create_types[i], v, len) == 0)
+            return G_OK;
+    char shown[48];
+    uint32_t k = len < sizeof shown - 1 ? len : sizeof shown - 1;
+    memcpy(shown, v, k);
+    shown[k] = '\0';
+    for (uint32_t i = 0; i < k; i++)
+        if ((uint8_t)shown[i] < 0x20 || (uint8_t)shown[i] >= 0x7f)
+            shown[i] = '?';
+    return g_fail(env->err, G_ENOTSUP,
+                  "vmdk: createType '%s' is not supported in a descriptor "
+                  "file",
+                  shown);
+}
+
+/* Two passes over the lines: count and validate, then open. */
+static int parse_extents(struct vmdk_state *st, uint32_t handle,
+                         const char *s, uint32_t n)
+{
+    const struct fmt_env *env = st->env;
+    uint32_t count = 0;
+    uint64_t vsize = 0;
+    struct ext_line l;
+    int kind = EXT_FLAT, ret;
+
+    for (int pass = 0; pass < 2; pass++) {
+        for (const char *p = s, *end = s + n; p < end;) {
+            const char *e = p;
+            while (e < end && *e != '\n')
+                e++;
+            memset(&l, 0, sizeof l);
+            if ((ret = classify(env, p, e, &l, &kind)) < 0)
+                return ret;
+            p = e + (e < end);
+            if (!ret)
+                continue;
+            if (pass == 0) {
+                if (++count > LIMIT_VMDK_EXTENTS)
+                    return g_fail(env->err, G_ECORRUPT,
+                                  "vmdk: descriptor has more than %u extents",
+                                  (unsigned)LIMIT_VMDK_EXTENTS);
+                continue;
+            }
+            struct vmdk_extent *x = &st->ext[st->n];
+            if ((ret = open_extent(st, handle, &l, kind, x, vsize)) < 0)
+                return ret;
+            if (__builtin_add_overflow(vsize, x->len, &vsize) ||
+                vsize > LIMIT_VSIZE)
+                return g_fail(env->err, G_ECORRUPT,
+                              "vmdk: extents add up to more than %llu bytes",
+                              (unsigned long long)LIMIT_VSIZE);
+            st->n++;
+        }
+        if (pass == 0 && count &&
+            !(st->ext = fmt_alloc(env, (uint64_t)count * sizeof *st->ext,
+                                  VMDK_NAME, "extents")))
+            return G_ENOMEM;
+    }
+    return G_OK;
+}
+
+/* CID, parentCID and the parent, from a descriptor (file or embedded). */
+static int parse_ids(struct vmdk_state *st, const char *s, uint32_t n)
+{
+    int ret;
+    if ((ret = desc_hex(st->env, s, n, "CID", &st->cid)) < 0 ||
+        (ret = desc_hex(st->env, s, n, "parentCID", &st->parent_cid)) < 0)
+        return ret;
+    st->has_cid = true;
+    return G_OK;
+}
+
+static int open_parent(struct vmdk_state *st, struct fmt_reader *r,
+                       const char *s, uint32_t n)
+{
+    const char *name;
+    uint32_t len;
+    bool found;
+    uint32_t h;
+    int ret = desc_str(st->env, s, n, "parentFileNameHint", &name, &len,
+                       &found);
+
+    if (ret < 0 || !found)
+        return ret;
+    if ((ret = fmt_open_backing(st->env, r->handle, name, len, VMDK_NAME,
+                                &h)) < 0 ||
+        (ret = fmt_open(st->env, h, CT_FMT_VMDK, r->depth + 1, &st->parent)) <
+            0)
+        return ret;
+    /* qemu fails reads of unallocated grains when the CIDs disagree */
+    const struct vmdk_state *ps = st->parent->priv;
+    st->parent_real_cid = ps->cid;
+    st->parent_cid_ok = ps->has_cid && ps->cid == st->parent_cid;
+    return G_OK;
+}
+
+static int hole(struct vmdk_state *st, uint64_t ext_start, uint64_t voff,
+                uint8_t *buf, uint64_t n)
+{
+    uint64_t vo = ext_start + voff, pn = 0;
+    struct fmt_reader *p = st->parent;
+    int ret;
+
+    if (p) {
+        if (!st->parent_cid_ok)
+            return g_fail(st->env->err, G_ECORRUPT,
+                          "vmdk: parentCID %x does not match the parent's "
+                          "CID %x",
+                          (unsigned)st->parent_cid,
+                          (unsigned)st->parent_real_cid);
+        if (vo < p->vsize)
+            pn = p->vsize - vo < n ? p->vsize - vo : n;
+        if (pn && (ret = p->read(p, vo, buf, pn)) < 0)
+            return ret;
+    }
+    memset(buf + pn, 0, (size_t)(n - pn));
+    return G_OK;
+}
+
+static int vmdk_read(struct fmt_reader *r, uint64_t off, void *vbuf,
+                     uint64_t len)
+{
+    struct vmdk_state *st = r->priv;
+    uint8_t *buf = vbuf;
+    uint64_t end = off + len, got;
+    int ret;
+
+    if (off >= r->vsize || end > r->vsize || end < off) {
+        uint64_t keep = off >= r->vsize ? 0 : r->vsize - off;
+        memset(buf + keep, 0, (size_t)(len - keep));
+        len = keep;
+        end = off + len;
+    }
+    for (uint32_t i = 0; i < st->n && off < end; i++) {
+        struct vmdk_extent *x = &st->ext[i];
+        if (off >= x->start + x->len)
+            continue;
+        uint64_t rel = off - x->start;
+        uint64_t n = x->len - rel < end - off ? x->len - rel : end - off;
+        uint8_t *dst = buf + (len - (end - off));
+        if (x->kind == EXT_SPARSE) {
+            ret = vmdk_sparse_read(x->sp, rel, dst, n, hole, st, x->start);
+        } else {
+            /* flat data past the end of its file reads as zeros (qemu) */
+            uint64_t fo, want = 0;
+            got = 0;
+            ret = G_OK;
+            if (!__builtin_add_overflow(x->flat_off, rel, &fo) &&
+                fo < x->file_size) {
+                want = x->file_size - fo < n ? x->file_size - fo : n;
+                ret = fmt_pread_partial(st->env, x->handle, fo, dst, want,
+                                        &got, VMDK_NAME);
+            }
+            if (ret == G_OK)
+                memset(dst + got, 0, (size_t)(n - got));
+        }
+        if (ret < 0)
+            return ret;
+        off += n;
+    }
+    return G_OK;
+}
+
+/* A text descriptor file: read it whole (it ends at the first NUL). */
+static int open_descriptor_file(struct vmdk_state *st, struct fmt_reader *r)
+{
+    const struct fmt_env *env = st->env;
+    uint64_t want = r->file_size < LIMIT_VMDK_DESCRIPTOR_BYTES
+                        ? r->file_size
+                        : LIMIT_VMDK_DESCRIPTOR_BYTES;
+    char *d = fmt_io_alloc(env, want ? want : 1, VMDK_NAME, "descriptor");
+    uint32_t n = 0;
+    int ret;
+
+    if (!d)
+        return G_ENOMEM;
+    if ((ret = fmt_pread(env, r->handle, 0, d, want, VMDK_NAME,
+                         "descriptor")) < 0)
+        return ret;
+    while (n < want && d[n])
+        n++;
+    if (n == want && r->file_size > want)
+        return g_fail(env->err, G_ECORRUPT,
+                      "vmdk: descriptor file size %llu exceeds the limit %u",
+                      (unsigned long long)r->file_size,
+                      (unsigned)LIMIT_VMDK_DESCRIPTOR_BYTES);
+    if ((ret = check_create_type(env, d, n)) < 0 ||
+        (ret = parse_ids(st, d, n)) < 0 ||
+        (ret = parse_extents(st, r->handle, d, n)) < 0)
+        return ret;
+    return open_parent(st, r, d, n);
+}
+
+static int open_monolithic(struct vmdk_state *st, struct fmt_reader *r)
+{
+    struct vmdk_extent *x = fmt_alloc(st->env, sizeof *x, VMDK_NAME,
+                                      "extents");
+    int ret;
+
+    if (!x)
+        return G_ENOMEM;
+    if ((ret = vmdk_sparse_open(st->env, r->handle, true, &x->sp)) < 0)
+        return ret;
+    x->kind = EXT_SPARSE;
+    x->len = x->sp->capacity;
+    x->handle = r->handle;
+    st->ext = x;
+    st->n = 1;
+    if ((ret = parse_ids(st, x->sp->desc, x->sp->desc_len)) < 0)
+        return ret;
+    return open_parent(st, r, x->sp->desc, x->sp->desc_len);
+}
+
+int fmt_vmdk_open(const struct fmt_env *env, uint32_t handle,
+                  struct fmt_reader *r)
+{
+    struct vmdk_state *st = fmt_alloc(env, sizeof *st, VMDK_NAME, "state");
+    uint8_t *head = fmt_io_alloc(env, 4, VMDK_NAME, "magic");
+    uint64_t got = 0, vsize = 0;
+    int ret;
+
+    if (!st || !head)
+        return G_ENOMEM;
+    st->env = env;
+    r->name = VMDK_NAME;
+    r->priv = st;
+    r->read = vmdk_read;
+    ret = env->ops->size(env->ops->ctx, handle, &r->file_size);
+    if (ret != CT_OK)
+        return g_fail(env->err, G_EIO, "vmdk: cannot get the image size: %s",
+                      ct_result_str(ret));
+    if ((ret = fmt_pread_partial(env, handle, 0, head, 4, &got, VMDK_NAME)) <
+        0)
+        return ret;
+    if (got == 4 && memcmp(head, "COWD", 4) == 0)
+        return g_fail(env->err, G_ENOTSUP,
+                      "vmdk: COWD (ESX sparse, vmdk3) images are not "
+                      "supported");
+    if (got == 4 && memcmp(head, "KDMV", 4) == 0)
+        ret = open_monolithic(st, r);
+    else
+        ret = open_descriptor_file(st, r);
+    if (ret < 0)
+        return ret;
+    for (uint32_t i = 0; i < st->n; i++)
+        vsize += st->ext[i].len; /* bounded by parse_extents */
+    r->vsize = vsize;
+    return G_OK;
+}

@@ -1,0 +1,390 @@
+/*
+ * vmdk hosted sparse extents ("KDMV"): header, footer, grain directory,
+ * grain tables (cached) and grains, plain or zlib-compressed
+ * (streamOptimized). See vmdk.h for the layout.
+ */
+#include "vmdk.h"
+#include "../rt/rt.h"
+
+#define GD_AT_END UINT64_MAX
+#define FLAG_ZERO_GRAIN (1u << 2)
+#define FLAG_MARKERS (1u << 17)
+#define MARKER_EOS 0u
+#define MARKER_FOOTER 3u
+#define GT_CACHE_SLOTS 32u
+
+static int corrupt(const struct fmt_env *env, const char *what,
+                   unsigned long long v, const char *problem)
+{
+    return g_fail(env->err, G_ECORRUPT, "vmdk: %s %llu %s", what, v, problem);
+}
+
+/* streamOptimized images may put the GD after the grains; the footer in
+ * the last three sectors (footer marker, header copy, end-of-stream marker)
+ * then holds the header to use. */
+static int read_footer(const struct fmt_env *env, uint32_t handle,
+                       uint64_t file_size, uint8_t *hdr)
+{
+    /* a file ending mid-sector reads as if zero-padded to the sector */
+    uint64_t end = (file_size + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;
+    uint8_t *f;
+    uint64_t got = 0;
+    int ret;
+
+    if (end < 4 * VMDK_SECTOR)
+        return corrupt(env, "file size", file_size,
+                       "is too small for a footer (invalid footer)");
+    f = fmt_io_alloc(env, 3 * VMDK_SECTOR, VMDK_NAME, "footer");
+    if (!f)
+        return G_ENOMEM;
+    ret = fmt_pread_partial(env, handle, end - 3 * VMDK_SECTOR, f,
+                            3 * VMDK_SECTOR, &got, VMDK_NAME);
+    if (ret != G_OK)
+        return ret;
+    memset(f + got, 0, (size_t)(3 * VMDK_SECTOR - got));
+    if (get_le32(f + 12) != MARKER_FOOTER || get_le32(f + 8) != 0)
+        return corrupt(env, "footer marker type", get_le32(f + 12),
+                       "is not a footer marker (invalid footer)");
+    if (memcmp(f + VMDK_SECTOR, "KDMV", 4) != 0)
+        return g_fail(env->err, G_ECORRUPT,
+                      "vmdk: footer magic is not KDMV (invalid footer)");
+    if (get_le64(f + 1024) != 0 || get_le32(f + 1032) != 0 ||
+        get_le32(f + 1036) != MARKER_EOS)
+        return g_fail(env->err, G_ECORRUPT,
+                      "vmdk: end-of-stream marker after the footer is "
+                      "missing (invalid footer)");
+    if (get_le64(f + VMDK_SECTOR + 56) == GD_AT_END)
+        return g_fail(env->err, G_ECORRUPT,
+                      "vmdk: footer gdOffset is GD_AT_END too");
+    memcpy(hdr, f + VMDK_SECTOR, VMDK_SECTOR);
+    return G_OK;
+}
+
+/* Header fields checked before anything uses them. */
+static int check_header(const struct fmt_env *env, const uint8_t *h,
+                        struct vmdk_sparse *sp)
+{
+    uint32_t version = get_le32(h + 4), flags = get_le32(h + 8);
+    uint64_t cap = get_le64(h + 12), grain = get_le64(h + 20);
+    uint32_t gtes = get_le32(h + 44);
+    uint16_t alg = get_le16(h + 77);
+    uint64_t grains, gd_entries;
+
+    if (version > 3)
+        return g_fail(env->err, G_ENOTSUP,
+                      "vmdk: version %u is not supported", (unsigned)version);
+    if (cap == 0)
+        return g_fail(env->err, G_ENOTSUP,
+                      "vmdk: capacity 0 is not supported (qemu cannot open "
+                      "such an extent either)");
+    if (cap > LIMIT_VSIZE / VMDK_SECTOR)
+        return corrupt(env, "capacity", cap, "sectors exceeds the limit");
+    if (grain == 0 || grain > LIMIT_VMDK_GRAIN_SECTORS_MAX)
+        return corrupt(env, "grainSize", grain, "is out of range");
+    if (gtes == 0 || gtes > LIMIT_VMDK_GT_ENTRIES_MAX)
+        return corrupt(env, "numGTEsPerGT", gtes, "is out of range");
+    if (alg > 1)
+        return g_fail(env->err, G_ENOTSUP,
+                      "vmdk: compressAlgorithm %u is not supported",
+                      (unsigned)alg);
+    sp->compressed = alg == 1;
+    sp->markers = (flags & FLAG_MARKERS) != 0;
+    sp->zero_flag = (flags & FLAG_ZERO_GRAIN) != 0;
+    if (sp->compressed && grain > LIMIT_VMDK_COMPRESSED_GRAIN_SECTORS)
+        return corrupt(env, "grainSize", grain,
+                       "is too large for compressed grains");
+    sp->capacity = cap * VMDK_SECTOR;
+    sp->grain_bytes = grain * VMDK_SECTOR;
+    sp->gtes = gtes;
+    grains = cap / grain + (cap % grain != 0);
+    gd_entries = grains / gtes + (grains % gtes != 0);
+    if (gd_entries > LIMIT_VMDK_GD_ENTRIES)
+        return corrupt(env, "grain directory size", gd_entries,
+                       "entries exceeds the limit");
+    sp->gd_entries = (uint32_t)gd_entries;
+    sp->overhead = get_le64(h + 64) > UINT64_MAX / VMDK_SECTOR
+                       ? UINT64_MAX
+                       : get_le64(h + 64) * VMDK_SECTOR;
+    return G_OK;
+}
+
+/* Byte offset of `sectors`, refusing offsets past the end of the file. */
+static int sector_off(const struct vmdk_sparse *sp, const char *what,
+                      uint64_t sectors, uint64_t len, uint64_t *off)
+{
+    uint64_t end;
+    if (sectors > UINT64_MAX / VMDK_SECTOR ||
+        __builtin_add_overflow(sectors * VMDK_SECTOR, len, &end) ||
+        end > sp->file_size)
+        return g_fail(sp->env->err, G_ECORRUPT,
+                      "vmdk: %s at sector %llu (%llu bytes) is past the end "
+                      "of the file",
+                      what, (unsigned long long)sectors,
+                      (unsigned long long)len);
+    *off = sectors * VMDK_SECTOR;
+    return G_OK;
+}
+
+/* qemu reads the embedded descriptor from the 20 sectors after the header
+ * whatever descriptorOffset/descriptorSize say (measured: text moved
+ * elsewhere is not found, text at sector 1 is found with descriptorOffset
+ * 0), so instar does the same. */
+#define EMBEDDED_DESC_BYTES (20u * VMDK_SECTOR)
+
+static int read_descriptor(struct vmdk_sparse *sp)
+{
+    uint8_t *d = fmt_io_alloc(sp->env, EMBEDDED_DESC_BYTES, VMDK_NAME,
+                              "descriptor");
+    uint64_t got = 0;
+    int ret;
+
+    if (!d)
+        return G_ENOMEM;
+    if ((ret = fmt_pread_partial(sp->env, sp->handle, VMDK_SECTOR, d,
+                                 EMBEDDED_DESC_BYTES, &got, VMDK_NAME)) < 0)
+        return ret;
+    sp->desc = (const char *)d;
+    /* text ends at the first NUL or the end of the file, like a C string */
+    for (sp->desc_len = 0; sp->desc_len < got && d[sp->desc_len];)
+        sp->desc_len++;
+    return G_OK;
+}
+
+static int alloc_tables(struct vmdk_sparse *sp, uint64_t gd_sectors)
+{
+    const struct fmt_env *env = sp->env;
+    uint64_t gd_bytes = (uint64_t)sp->gd_entries * 4, pos = 0;
+    int ret;
+
+    if (gd_sectors == 0)
+        return corrupt(env, "gdOffset", 0, "overlaps the header");
+    if ((ret = sector_off(sp, "grain directory", gd_sectors, gd_bytes,
+                          &pos)) < 0)
+        return ret;
+    sp->gd = fmt_io_alloc(env, gd_bytes, VMDK_NAME, "grain directory");
+    sp->gt_cache = fmt_io_alloc(env, (uint64_t)GT_CACHE_SLOTS * sp->gtes * 4,
+                                VMDK_NAME, "grain table cache");
+    sp->gt_tag = fmt_alloc(env, GT_CACHE_SLOTS * sizeof *sp->gt_tag,
+                           VMDK_NAME, "grain table cache");
+    if (!sp->gd || !sp->gt_cache || !sp->gt_tag)
+        return G_ENOMEM;
+    if ((ret = fmt_pread(env, sp->handle, pos, sp->gd, gd_bytes, VMDK_NAME,
+                         "grain directory")) < 0)
+        return ret;
+    if (!sp->compressed)
+        return G_OK;
+    /* a compressed grain: marker + zlib stream, bounded by the grain size
+     * plus room for zlib's worst-case expansion */
+    sp->cbuf_size = sp->grain_bytes + 4096;
+    sp->cbuf = fmt_io_alloc(env, sp->cbuf_size, VMDK_NAME, "compressed grain");
+    sp->gbuf = fmt_alloc(env, sp->grain_bytes, VMDK_NAME, "grain buffer");
+    sp->z = sp->cbuf && sp->gbuf
+                ? fmt_inflate_new(env, FMT_INFLATE_ZLIB, VMDK_NAME)
+                : NULL;
+    return sp->z ? G_OK : G_ENOMEM;
+}
+
+int vmdk_sparse_open(const struct fmt_env *env, uint32_t handle,
+                     bool embedded, struct vmdk_sparse **out)
+{
+    struct vmdk_sparse *sp = fmt_alloc(env, sizeof *sp, VMDK_NAME, "extent");
+    uint8_t *h = fmt_io_alloc(env, VMDK_SECTOR, VMDK_NAME, "header");
+    uint64_t got = 0;
+    int ret;
+
+    if (!sp || !h)
+        return G_ENOMEM;
+    sp->env = env;
+    sp->handle = handle;
+    ret = env->ops->size(env->ops->ctx, handle, &sp->file_size);
+    if (ret != CT_OK)
+        return g_fail(env->err, G_EIO, "vmdk: cannot get the extent size: %s",
+                      ct_result_str(ret));
+    if ((ret = fmt_pread_partial(env, handle, 0, h, VMDK_SECTOR, &got,
+                                 VMDK_NAME)) < 0)
+        return ret;
+    if (got >= 4 && memcmp(h, "COWD", 4) == 0)
+        return g_fail(env->err, G_ENOTSUP,
+                      "vmdk: COWD (ESX sparse) extents are not supported");
+    if (got < 4 || memcmp(h, "KDMV", 4) != 0)
+        return g_fail(env->err, G_ECORRUPT,
+                      "vmdk: sparse extent magic is not KDMV (image not in "
+                      "VMDK format)");
+    if (got < VMDK_SECTOR)
+        return corrupt(env, "header of", got, "bytes is truncated");
+    if (embedded && (ret = read_descriptor(sp)) < 0)
+        return ret;
+    if (get_le64(h + 56) == GD_AT_END &&
+        (ret = read_footer(env, handle, sp->file_size, h)) < 0)
+        return ret;
+    if ((ret = check_header(env, h, sp)) < 0 ||
+        (ret = alloc_tables(sp, get_le64(h + 56))) < 0)
+        return ret;
+    *out = sp;
+    return G_OK;
+}
+
+/* The grain table for GD entry t, from the cache or the file. */
+static int grain_table(struct vmdk_sparse *sp, uint32_t t, const uint8_t **gt)
+{
+    uint64_t bytes = (uint64_t)sp->gtes * 4, pos = 0;
+    uint32_t slot;
+    int ret;
+
+    for (slot = 0; slot < GT_CACHE_SLOTS; slot++)
+        if (sp->gt_tag[slot] == t + 1) {
+            *gt = sp->gt_cache + (uint64_t)slot * bytes;
+            return G_OK;
+        }
+    slot = sp->gt_next++ % GT_CACHE_SLOTS;
+    sp->gt_tag[slot] = 0;
+    if ((ret = sector_off(sp, "grain table", get_le32(sp->gd + 4ull * t),
+                          bytes, &pos)) < 0)
+        return ret;
+    *gt = sp->gt_cache + (uint64_t)slot * bytes;
+    if ((ret = fmt_pread(sp->env, sp->handle, pos, (void *)*gt, bytes,
+                         VMDK_NAME, "grain table")) < 0)
+        return ret;
+    sp->gt_tag[slot] = t + 1;
+    return G_OK;
+}
+
+/* Kind of grain g and, for data, its byte offset in the file. */
+static int lookup(struct vmdk_sparse *sp, uint64_t g, int *kind,
+                  uint64_t *off)
+{
+    uint64_t t = g / sp->gtes;
+    const uint8_t *gt;
+    uint32_t e;
+    int ret;
+
+    *kind = VMDK_GRAIN_UNALLOCATED;
+    if (get_le32(sp->gd + 4 * t) == 0)
+        return G_OK; /* the whole grain table is unallocated */
+    if ((ret = grain_table(sp, (uint32_t)t, &gt)) < 0)
+        return ret;
+    e = get_le32(gt + 4 * (g % sp->gtes));
+    if (e == 0)
+        return G_OK;
+    if (e == 1 && sp->zero_flag) {
+        *kind = VMDK_GRAIN_ZERO;
+        return G_OK;
+    }
+    *off = (uint64_t)e * VMDK_SECTOR;
+    /* qemu reads such grains from the header and tables; refuse instead */
+    if (*off < sp->overhead)
+        return g_fail(sp->env->err, G_ECORRUPT,
+                      "vmdk: grain %llu at sector %u lies inside the metadata "
+                      "(overHead %llu sectors)",
+                      (unsigned long long)g, (unsigned)e,
+                      (unsigned long long)(sp->overhead / VMDK_SECTOR));
+    *kind = VMDK_GRAIN_DATA;
+    return G_OK;
+}
+
+/* Decompresses grain g (at file offset off) and copies [in, in + n). */
+static int read_compressed(struct vmdk_sparse *sp, uint64_t g, uint64_t off,
+                           uint64_t in, uint8_t *buf, uint64_t n)
+{
+    uint64_t need = sp->capacity - g * sp->grain_bytes, got = 0, src_len;
+    const uint8_t *src;
+    uint8_t *dst;
+    size_t out = 0;
+    int ret;
+
+    if (need > sp->grain_bytes)
+        need = sp->grain_bytes;
+    if (sp->gbuf_grain == g + 1) {
+        memcpy(buf, sp->gbuf + in, (size_t)n);
+        return G_OK;
+    }
+    if (off >= sp->file_size)
+        return corrupt(sp->env, "compressed grain at offset", off,
+                       "is past the end of the file");
+    src_len = sp->file_size - off < sp->cbuf_size ? sp->file_size - off
+                                                  : sp->cbuf_size;
+    if ((ret = fmt_pread_partial(sp->env, sp->handle, off, sp->cbuf, src_len,
+                                 &got, VMDK_NAME)) < 0)
+        return ret;
+    src = sp->cbuf;
+    src_len = got;
+    if (sp->markers) {
+        uint32_t size = got >= 12 ? get_le32(sp->cbuf + 8) : 0;
+        if (got < 12 || (uint64_t)size + 12 > sp->cbuf_size)
+            return corrupt(sp->env, "compressed grain size", size,
+                           "is larger than a grain allows");
+        if ((uint64_t)size + 12 > got)
+            return corrupt(sp->env, "compressed grain at offset", off,
+                           "is past the end of the file");
+        src = sp->cbuf + 12;
+        src_len = size;
+    }
+    /* whole grains go straight into the caller's buffer */
+    dst = in == 0 && n == sp->grain_bytes ? buf : sp->gbuf;
+    sp->gbuf_grain = 0;
+    if ((ret = fmt_inflate(sp->z, src, (size_t)src_len, dst,
+                           (size_t)sp->grain_bytes, &out, false,
+                           "compressed grain")) < 0)
+        return ret;
+    if (out < need)
+        return g_fail(sp->env->err, G_ECORRUPT,
+                      "vmdk: compressed grain at offset %llu decompresses to "
+                      "%llu bytes, expected %llu",
+                      (unsigned long long)off, (unsigned long long)out,
+                      (unsigned long long)need);
+    if (dst == sp->gbuf) {
+        memset(sp->gbuf + out, 0, (size_t)(sp->grain_bytes - out));
+        sp->gbuf_grain = g + 1;
+        memcpy(buf, sp->gbuf + in, (size_t)n);
+    }
+    return G_OK;
+}
+
+int vmdk_sparse_read(struct vmdk_sparse *sp, uint64_t off, uint8_t *buf,
+                     uint64_t len, vmdk_hole_fn hole, struct vmdk_state *st,
+                     uint64_t ext_start)
+{
+    const uint64_t gb = sp->grain_bytes, end = off + len;
+    uint64_t pos = off;
+    int ret;
+
+    while (pos < end) {
+        uint64_t g = pos / gb, in = pos - g * gb, foff = 0, run;
+        int kind;
+        if ((ret = lookup(sp, g, &kind, &foff)) < 0)
+            return ret;
+        run = gb - in < end - pos ? gb - in : end - pos;
+        if (kind == VMDK_GRAIN_DATA && sp->compressed) {
+            ret = read_compressed(sp, g, foff, in, buf + (pos - off), run);
+            if (ret < 0)
+                return ret;
+            pos += run;
+            continue;
+        }
+        /* coalesce following grains of the same kind (and, for data,
+         * contiguous in the file) into one run */
+        while (pos + run < end) {
+            uint64_t g2 = (pos + run) / gb, f2 = 0, step;
+            int k2;
+            if ((ret = lookup(sp, g2, &k2, &f2)) < 0)
+                return ret;
+            if (k2 != kind ||
+                (kind == VMDK_GRAIN_DATA && f2 != foff + (g2 - g) * gb))
+                break;
+            step = end - (pos + run);
+            run += step < gb ? step : gb;
+        }
+        uint8_t *dst = buf + (pos - off);
+        if (kind == VMDK_GRAIN_DATA)
+            ret = fmt_pread(sp->env, sp->handle, foff + in, dst, run,
+                            VMDK_NAME, "grain data");
+        else if (kind == VMDK_GRAIN_ZERO)
+            memset(dst, 0, (size_t)run), ret = G_OK;
+        else
+            ret = hole(st, ext_start, pos, dst, run);
+        if (ret < 0)
+            return ret;
+        pos += run;
+    }
+    return G_OK;
+}
