@@ -440,53 +440,20 @@ static int check_log(struct open_ctx *c)
     return G_OK;
 }
 
-/* Appends UTF-16LE src (n units) as UTF-8 to dst, '\' becoming '/'. */
+/* UTF-16LE src (n units) as UTF-8 in dst, backslashes becoming '/'. */
 static int utf16_to_name(struct open_ctx *c, const uint8_t *src, uint32_t n,
                          char *dst, uint32_t cap, uint32_t *out_len)
 {
-    uint32_t o = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        uint32_t u = get_le16(src + 2 * i);
-        uint8_t b[4];
-        unsigned k;
-        if (u >= 0xd800 && u < 0xdc00 && i + 1 < n) {
-            uint32_t lo = get_le16(src + 2 * i + 2);
-            if (lo >= 0xdc00 && lo < 0xe000) {
-                u = 0x10000 + ((u - 0xd800) << 10) + (lo - 0xdc00);
-                i++;
-            }
-        }
-        if (u == 0 || (u >= 0xd800 && u < 0xe000))
-            return fail(c, G_ECORRUPT,
-                        "parent locator path has a NUL or an unpaired "
-                        "surrogate");
-        if (u == '\\')
-            u = '/';
-        if (u < 0x80) {
-            b[0] = (uint8_t)u;
-            k = 1;
-        } else if (u < 0x800) {
-            b[0] = (uint8_t)(0xc0 | u >> 6);
-            b[1] = (uint8_t)(0x80 | (u & 0x3f));
-            k = 2;
-        } else if (u < 0x10000) {
-            b[0] = (uint8_t)(0xe0 | u >> 12);
-            b[1] = (uint8_t)(0x80 | ((u >> 6) & 0x3f));
-            b[2] = (uint8_t)(0x80 | (u & 0x3f));
-            k = 3;
-        } else {
-            b[0] = (uint8_t)(0xf0 | u >> 18);
-            b[1] = (uint8_t)(0x80 | ((u >> 12) & 0x3f));
-            b[2] = (uint8_t)(0x80 | ((u >> 6) & 0x3f));
-            b[3] = (uint8_t)(0x80 | (u & 0x3f));
-            k = 4;
-        }
-        if (o + k > cap)
-            return fail(c, G_ECORRUPT, "parent locator path is too long");
-        memcpy(dst + o, b, k);
-        o += k;
-    }
-    *out_len = o;
+    int ret = rt_utf16le_to_utf8(src, n, dst, cap, out_len);
+    if (ret == RT_TEXT_INVALID)
+        return fail(c, G_ECORRUPT,
+                    "parent locator path has a NUL or an unpaired "
+                    "surrogate");
+    if (ret == RT_TEXT_TOO_LONG)
+        return fail(c, G_ECORRUPT, "parent locator path is too long");
+    for (uint32_t i = 0; i < *out_len; i++)
+        if (dst[i] == '\\')
+            dst[i] = '/';
     return G_OK;
 }
 
@@ -500,17 +467,6 @@ static bool key_is(const uint8_t *k, uint32_t n, const char *s)
         if (get_le16(k + 2 * i) != (uint8_t)s[i])
             return false;
     return true;
-}
-
-static int hexval(uint16_t ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
 }
 
 /* Parses a UTF-16LE "{XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX}" into the
@@ -533,8 +489,8 @@ static bool parse_guid(const uint8_t *s, uint32_t n, uint8_t *g)
         uint16_t ch = get_le16(s + 2 * pos);
         if (ch == '-')
             continue;
-        int hi = hexval(ch), lo = pos + 1 < units
-                                      ? hexval(get_le16(s + 2 * pos + 2))
+        int hi = rt_hexval(ch), lo = pos + 1 < units
+                                      ? rt_hexval(get_le16(s + 2 * pos + 2))
                                       : -1;
         if (hi < 0 || lo < 0)
             return false;

@@ -44,17 +44,6 @@ static bool is_ws(char c)
            c == '\r';
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* First occurrence of key in the text, or -1. */
 static int64_t find(const char *s, uint32_t n, const char *key)
 {
@@ -84,13 +73,13 @@ static int desc_hex(const struct fmt_env *env, const char *s, uint32_t n,
     if (p < n && (s[p] == '+' || s[p] == '-'))
         neg = s[p++] == '-';
     if (p + 2 < n && s[p] == '0' && (s[p + 1] | 0x20) == 'x' &&
-        hexval(s[p + 2]) >= 0)
+        rt_hexval(s[p + 2]) >= 0)
         p += 2;
-    for (; p < n && hexval(s[p]) >= 0; p++, digits++)
+    for (; p < n && rt_hexval(s[p]) >= 0; p++, digits++)
         if (x > UINT64_MAX >> 4)
             ovf = true;
         else
-            x = x << 4 | (uint64_t)hexval(s[p]);
+            x = x << 4 | (uint64_t)rt_hexval(s[p]);
     if (!digits)
         return g_fail(env->err, G_ECORRUPT,
                       "vmdk: descriptor %s has no hex value", key);

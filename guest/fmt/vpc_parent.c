@@ -23,55 +23,6 @@ enum loc_kind { LOC_W2RU, LOC_W2KU, LOC_MACX, LOC_KINDS };
 
 static const char *const loc_codes[LOC_KINDS] = {"W2ru", "W2ku", "MacX"};
 
-/* UTF-16LE to UTF-8; trailing NUL units are padding. Returns the length,
- * or 0 for an invalid string (NUL inside, unpaired surrogate). */
-static uint32_t utf16le_to_utf8(const uint8_t *in, uint32_t units, char *out)
-{
-    uint32_t n = 0;
-
-    while (units > 0 && get_le16(in + (units - 1) * 2) == 0)
-        units--;
-    for (uint32_t i = 0; i < units; i++) {
-        uint32_t c = get_le16(in + i * 2);
-        if (c == 0 || (c >= 0xdc00 && c < 0xe000))
-            return 0;
-        if (c >= 0xd800 && c < 0xdc00) {
-            uint32_t lo = i + 1 < units ? get_le16(in + (i + 1) * 2) : 0;
-            if (lo < 0xdc00 || lo >= 0xe000)
-                return 0;
-            c = 0x10000 + ((c - 0xd800) << 10) + (lo - 0xdc00);
-            i++;
-        }
-        if (c < 0x80) {
-            out[n++] = (char)c;
-        } else if (c < 0x800) {
-            out[n++] = (char)(0xc0 | c >> 6);
-            out[n++] = (char)(0x80 | (c & 0x3f));
-        } else if (c < 0x10000) {
-            out[n++] = (char)(0xe0 | c >> 12);
-            out[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
-            out[n++] = (char)(0x80 | (c & 0x3f));
-        } else {
-            out[n++] = (char)(0xf0 | c >> 18);
-            out[n++] = (char)(0x80 | ((c >> 12) & 0x3f));
-            out[n++] = (char)(0x80 | ((c >> 6) & 0x3f));
-            out[n++] = (char)(0x80 | (c & 0x3f));
-        }
-    }
-    return n;
-}
-
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* file URL to path: "file://" [ "localhost" ] path, %XX decoded.
  * Returns the length, 0 if invalid. */
 static uint32_t file_url_to_path(const uint8_t *in, uint32_t len, char *out)
@@ -87,8 +38,8 @@ static uint32_t file_url_to_path(const uint8_t *in, uint32_t len, char *out)
     for (; i < len; i++) {
         uint8_t c = in[i];
         if (c == '%') {
-            int hi = i + 2 < len ? hexval(in[i + 1]) : -1;
-            int lo = i + 2 < len ? hexval(in[i + 2]) : -1;
+            int hi = i + 2 < len ? rt_hexval(in[i + 1]) : -1;
+            int lo = i + 2 < len ? rt_hexval(in[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return 0;
             c = (uint8_t)(hi << 4 | lo);
@@ -105,11 +56,16 @@ static uint32_t file_url_to_path(const uint8_t *in, uint32_t len, char *out)
 static uint32_t locator_name(enum loc_kind kind, const uint8_t *data,
                              uint32_t len, char *out)
 {
-    uint32_t n;
+    uint32_t n, units = len / 2;
 
     if (kind == LOC_MACX)
         return file_url_to_path(data, len, out);
-    if (len % 2 != 0 || (n = utf16le_to_utf8(data, len / 2, out)) == 0)
+    /* Trailing NUL units are padding. UTF-8 needs at most 3 bytes per
+     * unit; the caller's buffer holds 2 * len = 4 per unit. */
+    while (units > 0 && get_le16(data + (units - 1) * 2) == 0)
+        units--;
+    if (len % 2 != 0 ||
+        rt_utf16le_to_utf8(data, units, out, 2 * len, &n) != 0 || n == 0)
         return 0;
     for (uint32_t i = 0; i < n; i++)
         if (out[i] == '\\')

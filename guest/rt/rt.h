@@ -22,4 +22,14 @@ size_t rt_fmt(char *buf, size_t n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 size_t rt_strlen(const char *s);
 
+/* The value of hex digit c, or -1. */
+int rt_hexval(unsigned c);
+
+#define RT_TEXT_INVALID (-1)  /* a NUL or an unpaired surrogate */
+#define RT_TEXT_TOO_LONG (-2) /* more than cap bytes of UTF-8 */
+/* Converts `units` UTF-16LE code units to UTF-8 in out (at most cap bytes,
+ * no NUL added); *len receives the length. Returns 0 or RT_TEXT_*. */
+int rt_utf16le_to_utf8(const uint8_t *in, uint32_t units, char *out,
+                       uint32_t cap, uint32_t *len);
+
 #endif
