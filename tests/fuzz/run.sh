@@ -13,7 +13,8 @@ case $fmt in
 esac
 out=build-fuzz/$fmt
 mkdir -p "$out/corpus" "$out/crashes"
-srcs=$(ls guest/err.c guest/rt/fmt.c guest/rt/arena.c guest/fmt/*.c)
+# Every guest source but the freestanding-only ones (libc provides them).
+srcs=$(ls guest/err.c guest/rt/*.c guest/fmt/*.c | grep -v -e rt/mem.c -e rt/libc_glue.c)
 clang -g -O1 -std=gnu11 -fsanitize=fuzzer,address,undefined \
     -fno-sanitize-recover=undefined -DFUZZ_FORMAT=$n \
     -Icalltable -Ishared -Iguest -Itests/support \
