@@ -51,6 +51,10 @@ struct qcow2_l2_slot {
     uint8_t *p;   /* cluster_size bytes, I/O area */
 };
 
+/* Compressed clusters are stored back to back; reading them in windows of
+ * this size costs one host call per window instead of one per cluster. */
+#define QCOW2_ZRA (1u << 20)
+
 struct qcow2 {
     const struct fmt_env *env;
     uint32_t handle;
@@ -82,7 +86,9 @@ struct qcow2 {
 
     /* Compressed clusters: set up at the first one met. */
     struct fmt_inflate *z;
-    uint8_t *zin;  /* 2 * cluster_size: the largest compressed extent */
+    uint8_t *zin;  /* read-ahead window of compressed data (QCOW2_ZRA) */
+    uint64_t zin_off, zin_len; /* file range zin holds; len 0 = empty */
+    uint64_t zin_cap;
     uint8_t *zout; /* cluster_size: the decompressed cluster */
     uint64_t zout_desc;
     bool zout_valid;

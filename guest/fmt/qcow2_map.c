@@ -298,36 +298,65 @@ static int read_data(struct qcow2 *q, uint64_t host, uint8_t *buf,
     return G_OK;
 }
 
-/* Decompresses the cluster p describes into q->zout (cached). */
-static int inflate_cluster(struct qcow2 *q, const struct piece *p)
+/* The compressed bytes of p, from the read-ahead window (refilled from
+ * p->host when p is not inside it). Bytes past EOF read as zeros. */
+static int compressed_bytes(struct qcow2 *q, const struct piece *p,
+                            const uint8_t **src)
 {
-    const struct fmt_env *env = q->env;
     uint64_t got = 0;
-    size_t out = 0;
-    char what[64];
     int ret;
 
-    if (q->zout_valid && q->zout_desc == p->host)
+    if (q->zin_len && p->host >= q->zin_off &&
+        p->host - q->zin_off <= q->zin_len &&
+        p->csize <= q->zin_len - (p->host - q->zin_off)) {
+        *src = q->zin + (p->host - q->zin_off);
         return G_OK;
-    if (!q->z) { /* first compressed cluster: set up once */
-        q->z = fmt_inflate_new(env, FMT_INFLATE_RAW, "qcow2");
-        q->zin = fmt_io_alloc(env, 2 * q->cluster_size, "qcow2",
-                              "compressed cluster");
-        q->zout = fmt_io_alloc(env, q->cluster_size, "qcow2",
-                               "decompressed cluster");
-        if (!q->z || !q->zin || !q->zout)
-            return G_ENOMEM;
     }
-    q->zout_valid = false;
-    ret = fmt_pread_partial(env, q->handle, p->host, q->zin, p->csize, &got,
-                            "qcow2");
+    /* csize <= 2 * cluster_size <= zin_cap (set up in inflate_cluster). */
+    ret = fmt_pread_partial(q->env, q->handle, p->host, q->zin, q->zin_cap,
+                            &got, "qcow2");
     if (ret != G_OK)
         return ret;
     if (got < p->csize) /* the last sectors may extend past EOF */
         memset(q->zin + got, 0, (size_t)(p->csize - got));
+    q->zin_off = p->host;
+    q->zin_len = got > p->csize ? got : p->csize;
+    *src = q->zin;
+    return G_OK;
+}
+
+/* Buffers and inflater, set up at the first compressed cluster. */
+static int zsetup(struct qcow2 *q)
+{
+    const struct fmt_env *env = q->env;
+    if (q->z)
+        return G_OK;
+    q->zin_cap = 2 * q->cluster_size > QCOW2_ZRA ? 2 * q->cluster_size
+                                                 : QCOW2_ZRA;
+    q->zin = fmt_io_alloc(env, q->zin_cap, "qcow2", "compressed cluster");
+    q->zout = fmt_io_alloc(env, q->cluster_size, "qcow2",
+                           "decompressed cluster");
+    if (!q->zin || !q->zout)
+        return G_ENOMEM;
+    q->z = fmt_inflate_new(env, FMT_INFLATE_RAW, "qcow2");
+    return q->z ? G_OK : G_ENOMEM;
+}
+
+/* Decompresses the cluster p describes into dst (cluster_size bytes). */
+static int inflate_cluster_to(struct qcow2 *q, const struct piece *p,
+                              uint8_t *dst)
+{
+    const struct fmt_env *env = q->env;
+    const uint8_t *src;
+    size_t out = 0;
+    char what[64];
+    int ret;
+
+    if ((ret = compressed_bytes(q, p, &src)) != G_OK)
+        return ret;
     rt_fmt(what, sizeof what, "compressed cluster at offset %llu",
            (unsigned long long)p->host);
-    ret = fmt_inflate(q->z, q->zin, (size_t)p->csize, q->zout,
+    ret = fmt_inflate(q->z, src, (size_t)p->csize, dst,
                       (size_t)q->cluster_size, &out, true, what);
     if (ret != G_OK)
         return ret;
@@ -337,8 +366,27 @@ static int inflate_cluster(struct qcow2 *q, const struct piece *p)
                       "to %llu bytes, not %llu",
                       (unsigned long long)p->host, (unsigned long long)out,
                       (unsigned long long)q->cluster_size);
-    q->zout_desc = p->host;
-    q->zout_valid = true;
+    return G_OK;
+}
+
+/* Copies [in, in + n) of the cluster p into dst: straight from the
+ * inflater when the whole cluster is wanted, else via the cached q->zout. */
+static int read_compressed(struct qcow2 *q, const struct piece *p,
+                           uint64_t in, uint8_t *dst, uint64_t n)
+{
+    int ret;
+    if ((ret = zsetup(q)) != G_OK)
+        return ret;
+    if (in == 0 && n == q->cluster_size)
+        return inflate_cluster_to(q, p, dst);
+    if (!(q->zout_valid && q->zout_desc == p->host)) {
+        q->zout_valid = false;
+        if ((ret = inflate_cluster_to(q, p, q->zout)) != G_OK)
+            return ret;
+        q->zout_desc = p->host;
+        q->zout_valid = true;
+    }
+    memcpy(dst, q->zout + in, (size_t)n);
     return G_OK;
 }
 
@@ -394,10 +442,9 @@ int qcow2_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len)
             ret = read_backing(q, off + done, out + done, n);
             break;
         default:
-            if ((ret = inflate_cluster(q, &p)) == G_OK)
-                memcpy(out + done,
-                       q->zout + ((off + done) & (q->cluster_size - 1)),
-                       (size_t)n);
+            ret = read_compressed(q, &p,
+                                  (off + done) & (q->cluster_size - 1),
+                                  out + done, n);
             break;
         }
         if (ret != G_OK)

@@ -485,6 +485,32 @@ Test(qcow2, compressed_clusters)
     free(m.d);
 }
 
+/* Compressed clusters far apart and out of order in the file: reads must
+ * refill the read-ahead window forwards and backwards, never reuse it for
+ * a cluster outside it. */
+Test(qcow2, compressed_clusters_across_readahead_windows)
+{
+    /* 4 KiB clusters, 640 clusters = 2.5 MiB of file. */
+    struct img m = img_new(3, 12, 4 * 4096, 640, 0);
+    uint64_t cs = m.cs, x = 62 - (12 - 8);
+    const uint64_t hosts[4] = {3 * cs + 100, (400 * cs) + 7, 200 * cs + 3,
+                               600 * cs};
+    for (unsigned gc = 0; gc < 4; gc++) {
+        size_t n = deflate_cluster(gc, cs, m.d + hosts[gc],
+                                   m.len - hosts[gc]);
+        uint64_t nsec = (hosts[gc] + n - 1) / 512 - hosts[gc] / 512;
+        l2(&m, gc, COMPRESSED | nsec << x | hosts[gc], 0);
+    }
+    struct ctx c;
+    ctx_init(&c, &m);
+    cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
+    expect_bytes(c.r, 0, 4 * cs, comp_want, &c.err);
+    expect_bytes(c.r, 3 * cs + 5, 100, comp_want, &c.err);
+    expect_bytes(c.r, 10, 100, comp_want, &c.err);
+    ctx_free(&c);
+    free(m.d);
+}
+
 Test(qcow2, compressed_garbage_is_refused)
 {
     struct img m = comp_img();
