@@ -154,11 +154,11 @@ static int pick_format(const char *name, const char *in_path, bool input)
             fprintf(stderr, "instar: Unknown file format '%s'\n", name);
         return -1;
     }
-    /* Input formats are the guest's business: it refuses, by name, the
-     * ones it has no driver for. */
+    /* Every known input format has a guest driver; only raw has a
+     * writer so far. */
     if (!input && fmt != CT_FMT_RAW) {
-        fprintf(stderr, "instar: %s format '%s' is not supported yet\n",
-                input ? "input" : "output", name);
+        fprintf(stderr, "instar: output format '%s' is not supported yet\n",
+                name);
         return -1;
     }
     return fmt;

@@ -8,22 +8,13 @@
 static int raw_read(struct fmt_reader *r, uint64_t off, void *buf,
                     uint64_t len)
 {
-    const struct ct_ops *ops = r->env->ops;
     uint64_t got = 0;
     int ret;
 
-    if (off < r->file_size) {
-        ret = ops->read(ops->ctx, r->handle, off, buf, len, &got);
-        if (ret != CT_OK)
-            return g_fail(r->env->err, G_EIO,
-                          "raw: read of %llu bytes at offset %llu failed: %s",
-                          (unsigned long long)len, (unsigned long long)off,
-                          ct_result_str(ret));
-        if (got > len)
-            return g_fail(r->env->err, G_EIO,
-                          "raw: host returned %llu bytes for a %llu-byte read",
-                          (unsigned long long)got, (unsigned long long)len);
-    }
+    if (off < r->file_size &&
+        (ret = fmt_pread_partial(r->env, r->handle, off, buf, len, &got,
+                                 "raw")) != G_OK)
+        return ret;
     if (got < len)
         memset((uint8_t *)buf + got, 0, (size_t)(len - got));
     return G_OK;
