@@ -6,7 +6,7 @@ int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
            const struct dd_mem *mem, struct g_error *err)
 {
     struct arena heap, io;
-    struct fmt_env env = {ops, err, &heap, &io};
+    struct fmt_env env = {ops, err, &heap, &io, mem->par};
     struct fmt_reader *r;
     struct fmt_writer w;
     struct window win;

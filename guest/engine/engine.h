@@ -42,6 +42,7 @@ struct dd_mem {
     uint64_t heap_size;
     void *io;
     uint64_t io_size;
+    struct par *par; /* the vCPUs drivers may share work with; NULL: one */
 };
 
 /* Runs a whole dd: open input, declare the output, copy the window. */

@@ -12,6 +12,7 @@
 #include "../ct_ops.h"
 #include "../err.h"
 #include "../rt/arena.h"
+#include "../rt/par.h"
 #include "limits.h"
 
 struct fmt_env {
@@ -19,6 +20,7 @@ struct fmt_env {
     struct g_error *err;
     struct arena *heap; /* driver state, tables, zlib state */
     struct arena *io;   /* buffers the host reads into (I/O area) */
+    struct par *par;    /* work sharing between vCPUs; NULL: serial */
 };
 
 struct fmt_reader {

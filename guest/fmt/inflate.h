@@ -19,7 +19,16 @@
 
 struct fmt_inflate; /* opaque: holds a z_stream */
 
-/* Allocates a decompressor from env->heap. */
+/* What one inflate did, for the caller to report (fmt_inflate_fail). */
+struct fmt_inflate_status {
+    int zr;          /* zlib's return code */
+    bool too_large;  /* a size did not fit zlib's 32-bit counters */
+    size_t out;      /* bytes produced */
+    const char *msg; /* zlib's message (static), or NULL */
+};
+
+/* Allocates a decompressor from env->heap. Its state and window live in
+ * memory of its own, so one decompressor per vCPU may run concurrently. */
 struct fmt_inflate *fmt_inflate_new(const struct fmt_env *env, int mode,
                                     const char *fmt);
 
@@ -33,5 +42,15 @@ struct fmt_inflate *fmt_inflate_new(const struct fmt_env *env, int mode,
 int fmt_inflate(struct fmt_inflate *z, const void *src, size_t src_len,
                 void *dst, size_t dst_len, size_t *out_len,
                 bool allow_partial, const char *what);
+
+/* fmt_inflate without the message: safe on the worker vCPU (touches only
+ * z, src and dst). Returns G_OK, or an error with *st saying why. */
+int fmt_inflate_try(struct fmt_inflate *z, const void *src, size_t src_len,
+                    void *dst, size_t dst_len, bool allow_partial,
+                    struct fmt_inflate_status *st);
+
+/* The error fmt_inflate reports for a failed fmt_inflate_try. */
+int fmt_inflate_fail(struct fmt_inflate *z,
+                     const struct fmt_inflate_status *st, const char *what);
 
 #endif

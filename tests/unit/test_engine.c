@@ -24,7 +24,7 @@ static void run_dd(struct run *r, const uint8_t *in, size_t len,
                    struct window_args a, uint32_t in_fmt, size_t iosize)
 {
     struct dd_mem mem = {calloc(1, 1 << 20), 1 << 20, calloc(1, iosize),
-                         iosize};
+                         iosize, NULL};
     struct dd_config cfg = {in_fmt, CT_FMT_RAW, a};
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, in, len, CT_FMT_RAW, &a);
@@ -145,7 +145,7 @@ Test(engine, read_error_names_offset)
 {
     uint8_t *in = pattern(8192);
     struct run r;
-    struct dd_mem mem = {calloc(1, 65536), 65536, calloc(1, 2048), 2048};
+    struct dd_mem mem = {calloc(1, 65536), 65536, calloc(1, 2048), 2048, NULL};
     struct window_args a = {512, 0, 0, 0, 0};
     struct dd_config cfg = {CT_FMT_RAW, CT_FMT_RAW, a};
     memset(&r.err, 0, sizeof r.err);

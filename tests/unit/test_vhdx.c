@@ -247,7 +247,7 @@ static void run_dd(struct run *r, const struct img *m, struct window_args a,
                    const struct img *parent, const char *pname)
 {
     size_t io = 16 * MiB;
-    struct dd_mem mem = {calloc(1, 1 << 20), 1 << 20, calloc(1, io), io};
+    struct dd_mem mem = {calloc(1, 1 << 20), 1 << 20, calloc(1, io), io, NULL};
     struct dd_config cfg = {CT_FMT_PROBE, CT_FMT_RAW, a};
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, m->buf, m->len, CT_FMT_RAW, &a);
@@ -681,7 +681,7 @@ Test(vhdx_bad, forced_format_on_non_vhdx)
     static uint8_t junk[512 * 1024];
     struct run r;
     struct dd_mem mem = {calloc(1, 1 << 20), 1 << 20, calloc(1, 8 * MiB),
-                         8 * MiB};
+                         8 * MiB, NULL};
     struct dd_config cfg = {CT_FMT_VHDX, CT_FMT_RAW, ALL};
     memset(&r.err, 0, sizeof r.err);
     ct_mem_init(&r.m, junk, sizeof junk, CT_FMT_RAW, &ALL);

@@ -129,7 +129,7 @@ static void run_dd(struct run *r, const uint8_t *in, size_t len,
                    size_t nfiles)
 {
     struct dd_mem mem = {calloc(1, 16 << 20), 16 << 20, calloc(1, 8 << 20),
-                         8 << 20};
+                         8 << 20, NULL};
     struct dd_config cfg = {CT_FMT_PROBE, CT_FMT_RAW, a};
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, in, len, CT_FMT_RAW, &a);
@@ -489,7 +489,7 @@ Test(vmdk, descriptor_errors)
         /* the probe would call some of these raw: force vmdk */
         struct run r;
         struct dd_mem mem = {calloc(1, 4 << 20), 4 << 20, calloc(1, 4 << 20),
-                             4 << 20};
+                             4 << 20, NULL};
         struct dd_config cfg = {CT_FMT_VMDK, CT_FMT_RAW, all};
         memset(&r.err, 0, sizeof r.err);
         ct_mem_init(&r.m, (const uint8_t *)cases[i].desc,

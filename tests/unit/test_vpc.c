@@ -214,7 +214,7 @@ static void rig_init(struct rig *g, const struct vimg *img)
     arena_init(&g->heap, g->hb, 1 << 20);
     arena_init(&g->io, g->ib, RIG_IO);
     g->buf = arena_alloc(&g->io, 256 << 10, 512);
-    g->env = (struct fmt_env){&g->ops, &g->err, &g->heap, &g->io};
+    g->env = (struct fmt_env){&g->ops, &g->err, &g->heap, &g->io, NULL};
 }
 
 static int rig_open(struct rig *g, uint32_t fmt)
@@ -820,7 +820,7 @@ Test(vpc, whole_dd_over_engine)
     struct ct_mem m;
     struct g_error err = {0};
     struct dd_mem mem = {calloc(1, 1 << 20), 1 << 20, calloc(1, 1 << 20),
-                         1 << 20};
+                         1 << 20, NULL};
     struct dd_config cfg = {CT_FMT_PROBE, CT_FMT_RAW, a};
     ct_mem_init(&m, vt.p, vt.len, CT_FMT_RAW, &a);
     ct_mem_add_file(&m, "./base.vhd", vb.p, vb.len);

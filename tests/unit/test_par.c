@@ -1,0 +1,110 @@
+/* The guest's work sharing (guest/rt/par.c) with a host thread as the
+ * worker vCPU. */
+#include <criterion/criterion.h>
+#include <stdint.h>
+#include <string.h>
+#include <time.h>
+
+#include "par_threads.h"
+
+#define ITEMS_MAX 300u
+
+struct tally {
+    uint32_t runs[ITEMS_MAX];
+    uint32_t by_worker[PAR_WORKERS_MAX];
+    uint32_t bad_worker;
+};
+
+static void count(void *ctx, uint32_t item, uint32_t worker)
+{
+    struct tally *t = ctx;
+    __atomic_add_fetch(&t->runs[item], 1, __ATOMIC_RELAXED);
+    if (worker < PAR_WORKERS_MAX)
+        __atomic_add_fetch(&t->by_worker[worker], 1, __ATOMIC_RELAXED);
+    else
+        __atomic_add_fetch(&t->bad_worker, 1, __ATOMIC_RELAXED);
+}
+
+Test(par, null_par_runs_every_item_inline)
+{
+    struct tally t;
+    memset(&t, 0, sizeof t);
+    par_run(NULL, 10, count, &t);
+    for (uint32_t i = 0; i < 10; i++)
+        cr_expect_eq(t.runs[i], 1);
+    cr_expect_eq(t.by_worker[0], 10);
+    cr_expect_eq(par_workers(NULL), 1u);
+}
+
+Test(par, one_worker_runs_inline_without_waking)
+{
+    struct par p;
+    struct tally t;
+    memset(&t, 0, sizeof t);
+    par_init(&p, 2, NULL, NULL, NULL); /* no park/wake: one worker */
+    cr_expect_eq(p.workers, 1u);
+    par_run(&p, 5, count, &t);
+    cr_expect_eq(t.by_worker[0], 5);
+}
+
+/* Many batches of every size: each item runs exactly once per batch, and
+ * never with a stale batch's function or context. */
+Test(par, every_item_exactly_once_across_batches)
+{
+    struct par *p = par_threads();
+    static struct tally t[2];
+    cr_assert_eq(par_workers(p), 2u);
+    for (uint32_t round = 0; round < 3000; round++) {
+        uint32_t n = 1 + round % ITEMS_MAX;
+        struct tally *cur = &t[round & 1];
+        memset(cur, 0, sizeof *cur);
+        par_run(p, n, count, cur);
+        for (uint32_t i = 0; i < ITEMS_MAX; i++)
+            cr_assert_eq(cur->runs[i], i < n ? 1u : 0u,
+                         "round %u item %u ran %u times", round, i,
+                         cur->runs[i]);
+        cr_assert_eq(cur->bad_worker, 0);
+        cr_assert_eq(cur->by_worker[0] + cur->by_worker[1], n);
+    }
+}
+
+/* Two items that each wait until both have started: only finishes if the
+ * worker really runs one of them concurrently. */
+struct meet {
+    uint32_t started;
+    uint32_t met[2];
+};
+
+static void meet(void *ctx, uint32_t item, uint32_t worker)
+{
+    struct meet *m = ctx;
+    (void)worker;
+    __atomic_add_fetch(&m->started, 1, __ATOMIC_SEQ_CST);
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        if (__atomic_load_n(&m->started, __ATOMIC_SEQ_CST) == 2) {
+            m->met[item] = 1;
+            return;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - t0.tv_sec < 10);
+}
+
+Test(par, worker_runs_items_concurrently)
+{
+    struct par *p = par_threads();
+    /* Repeatedly: the worker may be spinning or parked at each batch. */
+    for (int i = 0; i < 50; i++) {
+        struct meet m;
+        memset(&m, 0, sizeof m);
+        par_run(p, 2, meet, &m);
+        cr_assert(m.met[0] && m.met[1],
+                  "batch %d: the two items never ran at the same time", i);
+        if (i % 10 == 9) { /* let the worker park before the next one */
+            struct timespec ts = {0, 50 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    cr_expect_gt(par_threads_wakes(), 1ul, "the worker never parked");
+}
