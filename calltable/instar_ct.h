@@ -25,7 +25,7 @@
 #define CT_ULL(x) x##ull
 #endif
 
-#define CT_ABI_VERSION CT_U(2)
+#define CT_ABI_VERSION CT_U(3)
 
 /* ---- Transport ---------------------------------------------------------- */
 
@@ -41,7 +41,14 @@
 #define CT_CALL_EXIT 6         /* struct ct_exit */
 #define CT_CALL_FAULT 7        /* struct ct_fault, from the CPL0 stub only */
 #define CT_CALL_OPEN_BACKING 8 /* struct ct_open_backing (ABI 2) */
-#define CT_CALL_COUNT 9
+#define CT_CALL_WAKE 9         /* struct ct_vcpu_signal, main vCPU (ABI 3) */
+#define CT_CALL_PARK 10        /* struct ct_vcpu_signal, worker vCPU (ABI 3) */
+#define CT_CALL_COUNT 11
+
+/* vCPUs: 0 runs the guest's main; 1 (when the boot info says 2) is a
+ * worker that runs only the code the main vCPU hands it and may make no
+ * call but PARK (and FAULT from its exception stub). */
+#define CT_VCPUS_MAX 2
 
 #ifndef __ASSEMBLER__
 
@@ -143,6 +150,18 @@ struct ct_open_backing {
     uint32_t handle;   /* OUT */
 };
 
+/*
+ * WAKE (main vCPU) posts one wake-up to the worker vCPU, which does not
+ * run at all before the first one; PARK (worker vCPU) sleeps until a
+ * wake-up is posted and consumes it. Wake-ups do not count: one pending
+ * wake-up absorbs the next. Guests park only after checking for work, so
+ * an early return is harmless.
+ */
+struct ct_vcpu_signal {
+    uint32_t reserved0; /* IN: must be 0 */
+    int32_t ret;        /* OUT */
+};
+
 /* Ends the run. status CT_STATUS_OK means the output is complete. */
 struct ct_exit {
     uint32_t status;  /* IN: enum ct_status */
@@ -172,6 +191,8 @@ struct ct_bootinfo {
     uint64_t io_size;
     uint64_t heap_base;
     uint64_t heap_size;
+    uint32_t vcpus;      /* 1 .. CT_VCPUS_MAX (ABI 3) */
+    uint32_t reserved0;  /* 0 */
 };
 
 #define CT_BOOT_HAS_COUNT CT_U(1)
@@ -187,7 +208,11 @@ struct ct_bootinfo {
  * 0x0000_8000  boot info
  * 0x0000_9000  fault record (struct ct_fault)
  * 0x0000_a000  FS block (stack-protector canary at %fs:0x28)
+ * 0x0000_b000  worker vCPU's TSS
  * 0x0001_0000  CPL0 exception stack (top at 0x20000)
+ * 0x0002_0000  worker vCPU's CPL0 exception stack (top at 0x30000)
+ * 0x0003_f000  guard page: never mapped (worker stack overflow faults)
+ * 0x0004_0000  worker vCPU's stack (top at 0x80000)
  * 0x0010_0000  guest image: text, data, bss (CT_IMAGE_MAX)
  * 0x0080_0000  guest stack (top at CT_STACK_TOP)
  * 0x0090_0000  heap (arena for drivers and zlib)
@@ -202,8 +227,14 @@ struct ct_bootinfo {
 #define CT_BOOTINFO_GPA CT_U(0x8000)
 #define CT_FAULT_GPA CT_U(0x9000)
 #define CT_FSBLOCK_GPA CT_U(0xa000)
+#define CT_TSS1_GPA CT_U(0xb000)
 #define CT_KSTACK_GPA CT_U(0x10000)
 #define CT_KSTACK_SIZE CT_U(0x10000)
+#define CT_KSTACK1_GPA CT_U(0x20000)
+#define CT_WGUARD_GPA CT_U(0x3f000)
+#define CT_WSTACK_GPA CT_U(0x40000)
+#define CT_WSTACK_SIZE CT_U(0x40000)
+#define CT_WSTACK_TOP (CT_WSTACK_GPA + CT_WSTACK_SIZE)
 #define CT_IMAGE_GPA CT_U(0x100000)
 #define CT_IMAGE_MAX CT_U(0x700000)
 #define CT_STACK_GPA CT_U(0x800000)
@@ -261,7 +292,9 @@ CT_ASSERT_SIZE(ct_open_backing, 24);
 CT_ASSERT_OFF(ct_open_backing, name_gpa, 8);
 CT_ASSERT_OFF(ct_open_backing, name_len, 16);
 CT_ASSERT_OFF(ct_open_backing, handle, 20);
-CT_ASSERT_SIZE(ct_bootinfo, 72);
+CT_ASSERT_SIZE(ct_vcpu_signal, 8);
+CT_ASSERT_SIZE(ct_bootinfo, 80);
+CT_ASSERT_OFF(ct_bootinfo, vcpus, 72);
 CT_ASSERT_OFF(ct_bootinfo, bs, 16);
 CT_ASSERT_OFF(ct_bootinfo, io_base, 40);
 
@@ -273,8 +306,14 @@ _Static_assert(CT_IDT_GPA + 0x1000u <= CT_TSS_GPA, "IDT / TSS");
 _Static_assert(CT_TSS_GPA + 0x1000u <= CT_BOOTINFO_GPA, "TSS / boot info");
 _Static_assert(CT_BOOTINFO_GPA + 0x1000u <= CT_FAULT_GPA, "boot / fault");
 _Static_assert(CT_FAULT_GPA + 0x1000u <= CT_FSBLOCK_GPA, "fault / FS block");
-_Static_assert(CT_FSBLOCK_GPA + 0x1000u <= CT_KSTACK_GPA, "FS / kstack");
-_Static_assert(CT_KSTACK_GPA + CT_KSTACK_SIZE <= CT_IMAGE_GPA, "kstack/image");
+_Static_assert(CT_FSBLOCK_GPA + 0x1000u <= CT_TSS1_GPA, "FS / TSS1");
+_Static_assert(CT_TSS1_GPA + 0x1000u <= CT_KSTACK_GPA, "TSS1 / kstack");
+_Static_assert(CT_KSTACK_GPA + CT_KSTACK_SIZE <= CT_KSTACK1_GPA, "kstacks");
+_Static_assert(CT_KSTACK1_GPA + CT_KSTACK_SIZE <= CT_WGUARD_GPA,
+               "kstack1 / guard");
+_Static_assert(CT_WGUARD_GPA + 0x1000u == CT_WSTACK_GPA, "guard / wstack");
+_Static_assert(CT_WSTACK_TOP <= CT_IMAGE_GPA, "worker stack / image");
+_Static_assert(CT_WSTACK_TOP <= 0x200000u, "guard page is in the 4 KiB PT");
 _Static_assert(CT_IMAGE_GPA + CT_IMAGE_MAX <= CT_STACK_GPA, "image / stack");
 _Static_assert(CT_STACK_GPA + CT_STACK_SIZE <= CT_HEAP_GPA, "stack / heap");
 _Static_assert(CT_HEAP_GPA + CT_HEAP_SIZE <= CT_IO_GPA, "heap / I/O area");

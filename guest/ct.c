@@ -86,6 +86,20 @@ static int hc_open_backing(void *ctx, uint32_t parent, const char *name,
     return a.ret;
 }
 
+void ct_wake(void *hctx)
+{
+    (void)hctx;
+    struct ct_vcpu_signal a = {.ret = CT_EINVAL};
+    ct_call(CT_CALL_WAKE, &a);
+}
+
+void ct_park(void *hctx)
+{
+    (void)hctx;
+    struct ct_vcpu_signal a = {.ret = CT_EINVAL};
+    ct_call(CT_CALL_PARK, &a);
+}
+
 void ct_exit(uint32_t status, const char *msg)
 {
     struct ct_exit a = {.status = status,

@@ -1,9 +1,12 @@
 /* dd.bin's main: check the ABI, turn the boot info into a dd config, run. */
 #include "ct.h"
 #include "engine/engine.h"
+#include "rt/par.h"
 #include "rt/rt.h"
 
 __attribute__((noreturn)) void guest_main(const struct ct_bootinfo *bi);
+__attribute__((noreturn)) void guest_worker_main(const struct ct_bootinfo *bi,
+                                                 uint64_t vcpu);
 
 /* gcc's stack protector calls this when a canary was overwritten. */
 __attribute__((noreturn)) void __stack_chk_fail(void)
@@ -12,6 +15,14 @@ __attribute__((noreturn)) void __stack_chk_fail(void)
 }
 
 static struct g_error err; /* in .bss: too big to want on a small stack */
+/* Set up by the main vCPU before its first wake-up starts the worker. */
+static struct par par;
+
+void guest_worker_main(const struct ct_bootinfo *bi, uint64_t vcpu)
+{
+    (void)bi;
+    par_worker(&par, (uint32_t)vcpu);
+}
 
 void guest_main(const struct ct_bootinfo *bi)
 {
@@ -28,7 +39,9 @@ void guest_main(const struct ct_bootinfo *bi)
                  .has_skip = (bi->flags & CT_BOOT_HAS_SKIP) != 0},
     };
     struct dd_mem mem = {(void *)(uintptr_t)bi->heap_base, bi->heap_size,
-                         (void *)(uintptr_t)bi->io_base, bi->io_size};
+                         (void *)(uintptr_t)bi->io_base, bi->io_size, &par};
+
+    par_init(&par, bi->vcpus, ct_wake, ct_park, 0);
 
     if (dd_run(&cfg, &ct_hypercall_ops, &mem, &err) != G_OK)
         ct_exit(CT_STATUS_FAIL, err.msg[0] ? err.msg : "guest: failed");

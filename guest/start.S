@@ -1,6 +1,7 @@
 /*
  * Guest entry and exception stubs. The host enters _start at CPL3 in long
- * mode with rdi = boot info GPA and rsp = CT_STACK_TOP. RAM is zeroed by
+ * mode with rdi = boot info GPA, rsi = vCPU index and rsp = that vCPU's
+ * stack top (CT_STACK_TOP, CT_WSTACK_TOP). RAM is zeroed by
  * the host, so .bss needs no clearing.
  *
  * Exceptions are delivered at CPL0 through the IDT the host builds from the
@@ -84,5 +85,9 @@ exc_common:
 
 entry:
     xorl    %ebp, %ebp
+    testl   %esi, %esi
+    jnz     1f
     call    guest_main                  /* does not return */
+    ud2
+1:  call    guest_worker_main           /* (bootinfo, vcpu): no return */
     ud2

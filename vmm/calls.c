@@ -308,24 +308,52 @@ static const char *const vector_names[CT_EXC_VECTORS] = {
     [18] = "#MC machine check", [19] = "#XM SIMD error",
 };
 
-static enum call_next do_fault(struct vmm_session *s, uint32_t gpa)
+int calls_fault_msg(const struct vm *vm, uint32_t gpa, char *buf,
+                    size_t len)
 {
     struct ct_fault f;
+    const void *src = vmm_gpa(vm, gpa, sizeof f);
     const char *name;
 
     /* Only the stub reports faults, and it always uses the fixed record. */
-    if (gpa != CT_FAULT_GPA || !copy_in(s, gpa, &f, sizeof f, "fault"))
-        return session_fail(s, "guest stopped: bogus fault report");
+    if (gpa != CT_FAULT_GPA || !src) {
+        snprintf(buf, len, "bogus fault report");
+        return -1;
+    }
+    memcpy(&f, src, sizeof f);
     name = f.vector < CT_EXC_VECTORS && vector_names[f.vector]
                ? vector_names[f.vector]
                : "exception";
-    return session_fail(s,
-                        "guest crashed: %s (vector %llu) at rip 0x%llx, "
-                        "error code 0x%llx, cr2 0x%llx",
-                        name, (unsigned long long)f.vector,
-                        (unsigned long long)f.rip,
-                        (unsigned long long)f.error_code,
-                        (unsigned long long)f.cr2);
+    snprintf(buf, len,
+             "%s (vector %llu) at rip 0x%llx, error code 0x%llx, cr2 0x%llx",
+             name, (unsigned long long)f.vector, (unsigned long long)f.rip,
+             (unsigned long long)f.error_code, (unsigned long long)f.cr2);
+    return 0;
+}
+
+static enum call_next do_fault(struct vmm_session *s, uint32_t gpa)
+{
+    char msg[SESSION_ERR_MAX - 32];
+    if (calls_fault_msg(s->vm, gpa, msg, sizeof msg) < 0)
+        return session_fail(s, "guest stopped: %s", msg);
+    return session_fail(s, "guest crashed: %s", msg);
+}
+
+/* The main vCPU hands the worker a batch. */
+static enum call_next do_wake(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_vcpu_signal a;
+    if (!copy_in(s, gpa, &a, sizeof a, "wake"))
+        return CALL_STOP;
+    if (a.reserved0 != 0)
+        return session_fail(s, "guest stopped: wake with reserved field set");
+    if (!s->worker)
+        return session_fail(s, "guest stopped: wake, but the VM has no "
+                               "worker vCPU");
+    worker_wake(s->worker);
+    a.ret = CT_OK;
+    COPY_OUT(s, gpa, a, ret);
+    return CALL_CONTINUE;
 }
 
 enum call_next calls_dispatch(struct vmm_session *s, uint16_t port,
@@ -356,6 +384,11 @@ enum call_next calls_dispatch(struct vmm_session *s, uint16_t port,
         return do_log(s, gpa);
     case CT_CALL_OPEN_BACKING:
         return do_open_backing(s, gpa);
+    case CT_CALL_WAKE:
+        return do_wake(s, gpa);
+    case CT_CALL_PARK:
+        return session_fail(s, "guest stopped: park from the main vCPU "
+                               "(only the worker vCPU parks)");
     default:
         return do_exit(s, gpa);
     }

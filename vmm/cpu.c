@@ -26,7 +26,8 @@
 #define SEL_UDATA 0x1b /* GDT index 3, RPL 3 */
 #define SEL_UCODE 0x23 /* GDT index 4, RPL 3 */
 #define SEL_TSS 0x28   /* GDT index 5, 16 bytes */
-#define GDT_ENTRIES 7
+#define SEL_TSS1 0x38  /* GDT index 7, 16 bytes: the worker vCPU's */
+#define GDT_ENTRIES 9
 
 #define CR0_PE 0x1ull
 #define CR0_MP 0x2ull
@@ -43,7 +44,8 @@
 
 static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 
-/* Identity map of all RAM; page 0 is left absent so NULL faults. */
+/* Identity map of all RAM; page 0 is left absent so NULL faults, and the
+ * page below the worker's stack so an overflow faults too. */
 static void setup_page_tables(struct vm *vm)
 {
     uint8_t *pml4 = vm->mem + CT_PT_GPA;
@@ -56,7 +58,8 @@ static void setup_page_tables(struct vm *vm)
     put64(pdpt, (CT_PT_GPA + 0x2000) | flags);
     put64(pd, (CT_PT_GPA + 0x3000) | flags);
     for (uint64_t i = 1; i < 512; i++)
-        put64(pt + 8 * i, (i << 12) | flags);
+        if (i != CT_WGUARD_GPA >> 12)
+            put64(pt + 8 * i, (i << 12) | flags);
     for (uint64_t i = 1; i < vm->mem_size / PAGE_2M; i++)
         put64(pd + 8 * i, (i * PAGE_2M) | flags | PTE_PS);
 }
@@ -82,31 +85,49 @@ static uint64_t seg_desc(unsigned type, unsigned dpl, unsigned l, unsigned db)
 #define TSS_LIMIT (TSS_IOMAP_OFF + IOMAP_BYTES) /* + the 0xff end byte */
 _Static_assert(TSS_LIMIT < 0x1000u, "TSS fits its page");
 
+/* 64-bit available TSS (type 9), a 16-byte system descriptor. */
+static void put_tss_desc(uint8_t *d, uint64_t base)
+{
+    uint64_t limit = TSS_LIMIT;
+    put64(d, (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x9ull << 40) |
+                 (1ull << 47) | (((base >> 24) & 0xff) << 56));
+    put64(d + 8, base >> 32);
+}
+
+/* A TSS whose bitmap opens ports [first, end): RSP0 is where exceptions
+ * from CPL3 switch stacks. A set bit denies the port; the byte past the
+ * map must be 0xff (the CPU may read two bytes). */
+static void setup_tss(uint8_t *tss, uint64_t rsp0, unsigned first,
+                      unsigned end)
+{
+    put64(tss + 4, rsp0);
+    tss[0x66] = TSS_IOMAP_OFF & 0xff;
+    tss[0x67] = TSS_IOMAP_OFF >> 8;
+    memset(tss + TSS_IOMAP_OFF, 0xff, IOMAP_BYTES + 1);
+    for (unsigned p = first; p < end; p++)
+        tss[TSS_IOMAP_OFF + p / 8] &= (uint8_t)~(1u << (p % 8));
+}
+
+_Static_assert(CT_CALL_FAULT < CT_CALL_PARK && CT_CALL_PARK < CT_CALL_COUNT,
+               "the worker's port range covers FAULT and PARK");
+
 static void setup_gdt_tss(struct vm *vm)
 {
     uint8_t *gdt = vm->mem + CT_GDT_GPA;
-    uint8_t *tss = vm->mem + CT_TSS_GPA;
-    uint64_t base = CT_TSS_GPA, limit = TSS_LIMIT;
 
     put64(gdt + 0x08, seg_desc(0xb, 0, 1, 0)); /* kernel code64 */
     put64(gdt + 0x10, seg_desc(0x3, 0, 0, 1)); /* kernel data */
     put64(gdt + 0x18, seg_desc(0x3, 3, 0, 1)); /* user data */
     put64(gdt + 0x20, seg_desc(0xb, 3, 1, 0)); /* user code64 */
-    /* 64-bit available TSS (type 9), 16-byte system descriptor. */
-    put64(gdt + 0x28, (limit & 0xffff) | ((base & 0xffffff) << 16) |
-                          (0x9ull << 40) | (1ull << 47) |
-                          (((base >> 24) & 0xff) << 56));
-    put64(gdt + 0x30, base >> 32);
-
-    /* RSP0: exceptions from CPL3 switch to the kernel stack. */
-    put64(tss + 4, CT_KSTACK_GPA + CT_KSTACK_SIZE);
-    tss[0x66] = TSS_IOMAP_OFF & 0xff;
-    tss[0x67] = TSS_IOMAP_OFF >> 8;
-    /* A set bit denies the port; clear only the call ports. The byte past
-     * the map must be 0xff (the CPU may read two bytes). */
-    memset(tss + TSS_IOMAP_OFF, 0xff, IOMAP_BYTES + 1);
-    for (unsigned p = CT_PORT_BASE; p < IOMAP_PORTS_END; p++)
-        tss[TSS_IOMAP_OFF + p / 8] &= (uint8_t)~(1u << (p % 8));
+    put_tss_desc(gdt + SEL_TSS, CT_TSS_GPA);
+    put_tss_desc(gdt + SEL_TSS1, CT_TSS1_GPA);
+    setup_tss(vm->mem + CT_TSS_GPA, CT_KSTACK_GPA + CT_KSTACK_SIZE,
+              CT_PORT_BASE, IOMAP_PORTS_END);
+    /* The worker may only park and report a fault; the 4-byte outl to
+     * FAULT needs the bits up to PARK (both, and WAKE/OPEN_BACKING between
+     * them, are refused by the host when the worker calls them). */
+    setup_tss(vm->mem + CT_TSS1_GPA, CT_KSTACK1_GPA + CT_KSTACK_SIZE,
+              CT_PORT_BASE + CT_CALL_FAULT, IOMAP_PORTS_END);
 }
 
 static void setup_idt(struct vm *vm)
@@ -132,18 +153,15 @@ static struct kvm_segment segment(uint16_t sel, uint8_t type, uint8_t dpl,
     return s;
 }
 
-int cpu_setup(struct vm *vm, uint64_t entry, uint64_t boot_gpa,
-              uint64_t canary, char *err, size_t errlen)
+/* Long mode at CPL3 for one vCPU; rsi tells the guest which one it is. */
+static int setup_vcpu(int fd, uint16_t tr_sel, uint64_t tr_base,
+                      uint64_t entry, uint64_t boot_gpa, uint64_t vcpu,
+                      uint64_t rsp, char *err, size_t errlen)
 {
     struct kvm_sregs sregs;
     struct kvm_regs regs;
 
-    setup_page_tables(vm);
-    setup_gdt_tss(vm);
-    setup_idt(vm);
-    put64(vm->mem + CT_FSBLOCK_GPA + CT_FSBLOCK_CANARY_OFF, canary);
-
-    if (ioctl(vm->vcpu_fd, KVM_GET_SREGS, &sregs) < 0) {
+    if (ioctl(fd, KVM_GET_SREGS, &sregs) < 0) {
         snprintf(err, errlen, "KVM_GET_SREGS: %s", strerror(errno));
         return -errno;
     }
@@ -153,7 +171,7 @@ int cpu_setup(struct vm *vm, uint64_t entry, uint64_t boot_gpa,
     sregs.fs = sregs.ss;
     sregs.fs.base = CT_FSBLOCK_GPA;
     sregs.tr = (struct kvm_segment){
-        .base = CT_TSS_GPA, .limit = TSS_LIMIT, .selector = SEL_TSS,
+        .base = tr_base, .limit = TSS_LIMIT, .selector = tr_sel,
         .type = 0xb /* busy 64-bit TSS */, .present = 1,
     };
     sregs.ldt = (struct kvm_segment){.type = 0x2, .present = 1,
@@ -166,7 +184,7 @@ int cpu_setup(struct vm *vm, uint64_t entry, uint64_t boot_gpa,
     sregs.cr3 = CT_PT_GPA;
     sregs.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXMMEXCPT;
     sregs.efer = EFER_LME | EFER_LMA;
-    if (ioctl(vm->vcpu_fd, KVM_SET_SREGS, &sregs) < 0) {
+    if (ioctl(fd, KVM_SET_SREGS, &sregs) < 0) {
         snprintf(err, errlen, "KVM_SET_SREGS: %s", strerror(errno));
         return -errno;
     }
@@ -174,11 +192,29 @@ int cpu_setup(struct vm *vm, uint64_t entry, uint64_t boot_gpa,
     memset(&regs, 0, sizeof regs);
     regs.rip = entry;
     regs.rdi = boot_gpa;
-    regs.rsp = CT_STACK_TOP;
+    regs.rsi = vcpu;
+    regs.rsp = rsp;
     regs.rflags = RFLAGS_RESERVED; /* IOPL 0, interrupts off */
-    if (ioctl(vm->vcpu_fd, KVM_SET_REGS, &regs) < 0) {
+    if (ioctl(fd, KVM_SET_REGS, &regs) < 0) {
         snprintf(err, errlen, "KVM_SET_REGS: %s", strerror(errno));
         return -errno;
     }
     return 0;
+}
+
+int cpu_setup(struct vm *vm, uint64_t entry, uint64_t boot_gpa,
+              uint64_t canary, char *err, size_t errlen)
+{
+    int ret;
+
+    setup_page_tables(vm);
+    setup_gdt_tss(vm);
+    setup_idt(vm);
+    put64(vm->mem + CT_FSBLOCK_GPA + CT_FSBLOCK_CANARY_OFF, canary);
+    ret = setup_vcpu(vm->vcpu_fd, SEL_TSS, CT_TSS_GPA, entry, boot_gpa, 0,
+                     CT_STACK_TOP, err, errlen);
+    if (ret == 0 && vm->wvcpu_fd >= 0)
+        ret = setup_vcpu(vm->wvcpu_fd, SEL_TSS1, CT_TSS1_GPA, entry,
+                         boot_gpa, 1, CT_WSTACK_TOP, err, errlen);
+    return ret;
 }

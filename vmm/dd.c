@@ -176,6 +176,13 @@ static void run_child(struct vmm_session *s)
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);
     s->vm = &vm;
+    /* INSTAR_VCPUS=1 turns the worker vCPU off (0 or unset: automatic). */
+    s->vcpus = (unsigned)env_ms("INSTAR_VCPUS", 0);
+    if (s->vcpus > CT_VCPUS_MAX) {
+        fprintf(stderr, "instar: warning: ignoring INSTAR_VCPUS=%u (at most "
+                        "%u)\n", s->vcpus, (unsigned)CT_VCPUS_MAX);
+        s->vcpus = 0;
+    }
     if (vmm_run(s, instar_guest_image, instar_guest_image_len, &lim, true)) {
         fprintf(stderr, "instar: %s\n", s->err);
         _exit(1);

@@ -5,7 +5,9 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/random.h>
@@ -45,6 +47,19 @@ static void watchdog_stop(void)
     setitimer(ITIMER_REAL, &off, NULL);
 }
 
+/* Two vCPUs when asked, or by default when this process may run on two
+ * CPUs: the worker spins between batches, which only pays off if it does
+ * not steal the main vCPU's CPU. */
+static unsigned want_vcpus(const struct vmm_session *s)
+{
+    cpu_set_t set;
+    if (s->vcpus)
+        return s->vcpus;
+    if (sched_getaffinity(0, sizeof set, &set) < 0)
+        return 1;
+    return CPU_COUNT(&set) >= 2 ? 2 : 1;
+}
+
 static void write_bootinfo(struct vmm_session *s)
 {
     struct ct_bootinfo bi = {
@@ -60,46 +75,76 @@ static void write_bootinfo(struct vmm_session *s)
         .io_size = CT_IO_SIZE,
         .heap_base = CT_HEAP_GPA,
         .heap_size = CT_HEAP_SIZE,
+        .vcpus = s->worker ? 2 : 1,
     };
     memcpy(vmm_gpa(s->vm, CT_BOOTINFO_GPA, sizeof bi), &bi, sizeof bi);
 }
 
-static enum call_next handle_exit(struct vmm_session *s)
+int run_exit_call(const struct vm *vm, const struct kvm_run *run,
+                  uint16_t *port, uint32_t *data, char *buf, size_t len)
 {
-    struct kvm_run *run = s->vm->run;
-    uint32_t data;
-
     switch (run->exit_reason) {
     case KVM_EXIT_IO:
         if (run->io.direction != KVM_EXIT_IO_OUT || run->io.size != 4 ||
-            run->io.count != 1)
-            return session_fail(s, "guest stopped: unexpected port access "
-                                   "(port 0x%x, size %u, count %u)",
-                                (unsigned)run->io.port, (unsigned)run->io.size,
-                                (unsigned)run->io.count);
-        if (run->io.data_offset > s->vm->run_size - sizeof data)
-            return session_fail(s, "guest stopped: bad KVM I/O data offset");
-        memcpy(&data, (uint8_t *)run + run->io.data_offset, sizeof data);
-        return calls_dispatch(s, run->io.port, data);
+            run->io.count != 1) {
+            snprintf(buf, len,
+                     "unexpected port access (port 0x%x, size %u, count %u)",
+                     (unsigned)run->io.port, (unsigned)run->io.size,
+                     (unsigned)run->io.count);
+            return -1;
+        }
+        if (run->io.data_offset > vm->run_size - sizeof *data) {
+            snprintf(buf, len, "bad KVM I/O data offset");
+            return -1;
+        }
+        memcpy(data, (const uint8_t *)run + run->io.data_offset,
+               sizeof *data);
+        *port = run->io.port;
+        return 0;
     case KVM_EXIT_HLT:
-        return session_fail(s, "guest stopped: unexpected halt");
+        snprintf(buf, len, "unexpected halt");
+        return -1;
     case KVM_EXIT_SHUTDOWN:
-        return session_fail(s, "guest stopped: triple fault");
+        snprintf(buf, len, "triple fault");
+        return -1;
     case KVM_EXIT_MMIO:
-        return session_fail(s, "guest stopped: access to unmapped memory at "
-                               "0x%llx",
-                            (unsigned long long)run->mmio.phys_addr);
+        snprintf(buf, len, "access to unmapped memory at 0x%llx",
+                 (unsigned long long)run->mmio.phys_addr);
+        return -1;
     case KVM_EXIT_FAIL_ENTRY:
-        return session_fail(
-            s, "guest stopped: vCPU entry failed (reason 0x%llx)",
-            (unsigned long long)run->fail_entry.hardware_entry_failure_reason);
+        snprintf(buf, len, "vCPU entry failed (reason 0x%llx)",
+                 (unsigned long long)
+                     run->fail_entry.hardware_entry_failure_reason);
+        return -1;
     case KVM_EXIT_INTERNAL_ERROR:
-        return session_fail(s, "guest stopped: KVM internal error %u",
-                            (unsigned)run->internal.suberror);
+        snprintf(buf, len, "KVM internal error %u",
+                 (unsigned)run->internal.suberror);
+        return -1;
     default:
-        return session_fail(s, "guest stopped: unexpected exit reason %u",
-                            (unsigned)run->exit_reason);
+        snprintf(buf, len, "unexpected exit reason %u",
+                 (unsigned)run->exit_reason);
+        return -1;
     }
+}
+
+static enum call_next handle_exit(struct vmm_session *s)
+{
+    char msg[SESSION_ERR_MAX - 32];
+    uint16_t port;
+    uint32_t data;
+
+    if (run_exit_call(s->vm, s->vm->run, &port, &data, msg, sizeof msg) < 0)
+        return session_fail(s, "guest stopped: %s", msg);
+    return calls_dispatch(s, port, data);
+}
+
+/* A failed worker fails the run; the main vCPU notices at its next exit
+ * (at worst the next watchdog tick). */
+static void check_worker(struct vmm_session *s)
+{
+    const char *why = s->worker ? worker_failure(s->worker) : NULL;
+    if (why)
+        session_fail(s, "%s", why);
 }
 
 static void run_loop(struct vmm_session *s, const struct vmm_limits *lim)
@@ -109,8 +154,10 @@ static void run_loop(struct vmm_session *s, const struct vmm_limits *lim)
     while (!s->done) {
         if (ioctl(s->vm->vcpu_fd, KVM_RUN, 0) == 0) {
             handle_exit(s);
+            check_worker(s);
             continue;
         }
+        check_worker(s);
         if (errno != EINTR && errno != EAGAIN) {
             session_fail(s, "guest stopped: KVM_RUN: %s", strerror(errno));
             break;
@@ -150,6 +197,17 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
     if ((ret = vm_create(s->vm, err, sizeof err)) < 0 ||
         (ret = loader_load(s->vm, img, img_len, err, sizeof err)) < 0)
         goto fail;
+    /* Only a locked-down run gets a worker: its thread is never joined,
+     * it ends with the process. Without a worker KVM, the run just uses
+     * one vCPU. */
+    s->worker = NULL;
+    if (lockdown && want_vcpus(s) > 1 &&
+        vm_add_worker(s->vm, err, sizeof err) == 0) {
+        static struct vmm_worker worker;
+        if ((ret = worker_start(&worker, s->vm, err, sizeof err)) < 0)
+            goto fail;
+        s->worker = &worker;
+    }
     if (getrandom(&canary, sizeof canary, 0) != sizeof canary) {
         snprintf(err, sizeof err, "getrandom: %s", strerror(errno));
         ret = -errno;
@@ -166,6 +224,7 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
     }
     if (lockdown) {
         struct sandbox_fds f = {.vcpu_fd = s->vm->vcpu_fd,
+                                .wvcpu_fd = s->vm->wvcpu_fd,
                                 .out_fd = s->out_fd};
         f.keep[f.nkeep++] = s->files->files[0].fd;
         for (unsigned i = 0; i < s->files->nroots && i < VMM_ROOTS_MAX; i++)

@@ -1,7 +1,7 @@
 /*
  * The seccomp allowlist for the process that runs the guest. Everything
  * not listed kills the process (SIGSYS). After lock-down the process can
- * only: run the vCPU, read its files, write the output, open files beneath
+ * only: run the vCPUs, read its files, write the output, open files beneath
  * the allowed directories (openat2, for backing files), write messages to
  * stderr, return from the watchdog's signal handler, and exit. It cannot
  * map, fork, exec, rename or unlink anything: the parent does the commit.
@@ -10,6 +10,7 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <linux/futex.h>
 #include <linux/kvm.h>
 #include <seccomp.h>
 #include <stdio.h>
@@ -29,8 +30,9 @@ static int cmp_int(const void *a, const void *b)
 /* close_range() over the gaps between the fds we keep. */
 static int close_other_fds(const struct sandbox_fds *f, int *max_fd)
 {
-    int keep[SANDBOX_KEEP_MAX + 3] = {STDERR_FILENO, f->vcpu_fd, f->out_fd};
-    unsigned n = 3, lo = 0;
+    int keep[SANDBOX_KEEP_MAX + 4] = {STDERR_FILENO, f->vcpu_fd, f->out_fd,
+                                      f->wvcpu_fd};
+    unsigned n = 4, lo = 0;
     for (unsigned i = 0; i < f->nkeep && i < SANDBOX_KEEP_MAX; i++)
         keep[n++] = f->keep[i];
     qsort(keep, n, sizeof keep[0], cmp_int);
@@ -53,6 +55,22 @@ static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
                           SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->vcpu_fd),
                           SCMP_A1(SCMP_CMP_EQ, KVM_RUN));
+    if (f->wvcpu_fd >= 0) {
+        r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
+                              SCMP_A0(SCMP_CMP_EQ,
+                                      (scmp_datum_t)f->wvcpu_fd),
+                              SCMP_A1(SCMP_CMP_EQ, KVM_RUN));
+        /* The worker's park/wake: a private mutex and condition variable.
+         * Only plain wait and wake (no requeue, no PI). */
+        static const int ops[] = {
+            FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE,
+            FUTEX_WAIT_BITSET_PRIVATE,
+            FUTEX_WAIT_BITSET_PRIVATE | FUTEX_CLOCK_REALTIME};
+        for (unsigned i = 0; i < sizeof ops / sizeof ops[0]; i++)
+            r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(futex), 1,
+                                  SCMP_A1(SCMP_CMP_EQ,
+                                          (scmp_datum_t)ops[i]));
+    }
     /* pread on any fd: the fds of backing files are only known later, and
      * every fd this process holds is one it may read (the output, the
      * vCPU and O_PATH directory fds just fail). */
@@ -109,6 +127,9 @@ int sandbox_lockdown(const struct sandbox_fds *f, char *err, size_t errlen)
         return -ENOMEM;
     }
     ret = add_rules(ctx, f);
+    /* TSYNC: the filter covers the worker's thread, started earlier. */
+    if (ret == 0)
+        ret = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
     if (ret == 0)
         ret = seccomp_load(ctx);
     seccomp_release(ctx);

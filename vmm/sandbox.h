@@ -8,6 +8,7 @@
 
 struct sandbox_fds {
     int vcpu_fd;
+    int wvcpu_fd; /* the worker vCPU, or -1 */
     int out_fd;
     int keep[SANDBOX_KEEP_MAX]; /* input, backing roots: kept open */
     unsigned nkeep;
@@ -16,7 +17,8 @@ struct sandbox_fds {
 };
 
 /* Closes every fd but stderr and the given ones, sets rlimits, no_new_privs
- * and a kill-by-default seccomp filter. Returns 0 or -errno with err set. */
+ * and a kill-by-default seccomp filter on every thread of the process (the
+ * worker vCPU's too). Returns 0 or -errno with err set. */
 int sandbox_lockdown(const struct sandbox_fds *f, char *err, size_t errlen);
 
 #endif

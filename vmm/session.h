@@ -14,6 +14,7 @@
 #include "instar_ct.h"
 #include "vm.h"
 #include "window.h"
+#include "worker.h"
 
 #define SESSION_ERR_MAX 512
 
@@ -36,6 +37,10 @@ struct vmm_session {
     uint32_t out_format;
     struct window_args args;
     FILE *notice; /* where notices and guest logs go (stderr) */
+    unsigned vcpus; /* 1 or 2; 0: 2 when this process may use 2 CPUs */
+
+    /* The worker vCPU's thread (run.c), NULL with one vCPU. */
+    struct vmm_worker *worker;
 
     /* Progress, owned by calls.c. */
     bool hello;
@@ -59,6 +64,16 @@ enum call_next calls_dispatch(struct vmm_session *s, uint16_t port,
 /* Records the first failure; always returns CALL_STOP. */
 enum call_next session_fail(struct vmm_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* Describes the fault record at gpa in buf ("#PF page fault (vector 14)
+ * at rip ..."); -1 when gpa is not the fault record. */
+int calls_fault_msg(const struct vm *vm, uint32_t gpa, char *buf,
+                    size_t len);
+
+/* Decodes a vCPU exit (run.c): 0 with the port and the data word for a
+ * well-formed 4-byte port write (a call), else -1 with buf saying why. */
+int run_exit_call(const struct vm *vm, const struct kvm_run *run,
+                  uint16_t *port, uint32_t *data, char *buf, size_t len);
 
 /* Largest output file the format may need for an output of out_size
  * virtual bytes (raw: exactly out_size). */

@@ -34,7 +34,7 @@ int vm_create(struct vm *vm, char *err, size_t errlen)
 {
     int ret;
     memset(vm, 0, sizeof *vm);
-    vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = -1;
+    vm->kvm_fd = vm->vm_fd = vm->vcpu_fd = vm->wvcpu_fd = -1;
 
     vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
     if (vm->kvm_fd < 0)
@@ -82,6 +82,23 @@ int vm_create(struct vm *vm, char *err, size_t errlen)
     return 0;
 }
 
+int vm_add_worker(struct vm *vm, char *err, size_t errlen)
+{
+    vm->wvcpu_fd = ioctl(vm->vm_fd, KVM_CREATE_VCPU, 1);
+    if (vm->wvcpu_fd < 0)
+        return fail(err, errlen, "KVM_CREATE_VCPU (worker)");
+    vm->wrun = mmap(NULL, vm->run_size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                    vm->wvcpu_fd, 0);
+    if (vm->wrun == MAP_FAILED) {
+        int ret = fail(err, errlen, "cannot map the worker's run area");
+        vm->wrun = NULL;
+        close(vm->wvcpu_fd);
+        vm->wvcpu_fd = -1;
+        return ret;
+    }
+    return 0;
+}
+
 void vm_drop_setup_fds(struct vm *vm)
 {
     if (vm->vm_fd >= 0)
@@ -97,9 +114,15 @@ void vm_destroy(struct vm *vm)
         munmap(vm->run, vm->run_size);
     if (vm->mem)
         munmap(vm->mem, vm->mem_size);
+    if (vm->wrun)
+        munmap(vm->wrun, vm->run_size);
     if (vm->vcpu_fd >= 0)
         close(vm->vcpu_fd);
+    if (vm->wvcpu_fd >= 0)
+        close(vm->wvcpu_fd);
     vm_drop_setup_fds(vm);
+    vm->wrun = NULL;
+    vm->wvcpu_fd = -1;
     vm->run = NULL;
     vm->mem = NULL;
     vm->vcpu_fd = -1;

@@ -8,11 +8,14 @@
 
 Test(abi, version_and_ports)
 {
-    cr_expect_eq(CT_ABI_VERSION, 2u);
+    cr_expect_eq(CT_ABI_VERSION, 3u);
     cr_expect_eq(CT_PORT_BASE, 0x500u);
     cr_expect_eq(CT_CALL_EXIT, 6);
     cr_expect_eq(CT_CALL_OPEN_BACKING, 8);
-    cr_expect_eq(CT_CALL_COUNT, 9);
+    cr_expect_eq(CT_CALL_WAKE, 9);
+    cr_expect_eq(CT_CALL_PARK, 10);
+    cr_expect_eq(CT_CALL_COUNT, 11);
+    cr_expect_eq(CT_VCPUS_MAX, 2u);
 }
 
 Test(abi, struct_layout)
@@ -20,8 +23,10 @@ Test(abi, struct_layout)
     cr_expect_eq(sizeof(struct ct_read), 40u);
     cr_expect_eq(offsetof(struct ct_read, nread), 32u);
     cr_expect_eq(sizeof(struct ct_write), 32u);
-    cr_expect_eq(sizeof(struct ct_bootinfo), 72u);
+    cr_expect_eq(sizeof(struct ct_bootinfo), 80u);
     cr_expect_eq(offsetof(struct ct_bootinfo, heap_size), 64u);
+    cr_expect_eq(offsetof(struct ct_bootinfo, vcpus), 72u);
+    cr_expect_eq(sizeof(struct ct_vcpu_signal), 8u);
     cr_expect_eq(sizeof(struct ct_fault), 32u);
 }
 
@@ -34,6 +39,8 @@ Test(abi, memory_map_regions_are_disjoint_and_in_ram)
         {CT_IDT_GPA, 0x1000},            {CT_TSS_GPA, 0x1000},
         {CT_BOOTINFO_GPA, 0x1000},       {CT_FAULT_GPA, 0x1000},
         {CT_FSBLOCK_GPA, 0x1000},        {CT_KSTACK_GPA, CT_KSTACK_SIZE},
+        {CT_TSS1_GPA, 0x1000},           {CT_KSTACK1_GPA, CT_KSTACK_SIZE},
+        {CT_WGUARD_GPA, 0x1000},         {CT_WSTACK_GPA, CT_WSTACK_SIZE},
         {CT_IMAGE_GPA, CT_IMAGE_MAX},    {CT_STACK_GPA, CT_STACK_SIZE},
         {CT_HEAP_GPA, CT_HEAP_SIZE},     {CT_IO_GPA, CT_IO_SIZE},
     };

@@ -8,6 +8,8 @@
 #include "rt/rt.h"
 
 __attribute__((noreturn)) void guest_main(const struct ct_bootinfo *bi);
+__attribute__((noreturn)) void guest_worker_main(const struct ct_bootinfo *bi,
+                                                 uint64_t vcpu);
 
 __attribute__((noreturn)) void __stack_chk_fail(void)
 {
@@ -71,6 +73,67 @@ static void backing_chain(uint64_t io)
         h = ob.handle;
         granted++;
     }
+}
+
+/* Shared with the worker vCPU. */
+static volatile uint32_t worker_rounds;
+
+static void signal_call(unsigned nr)
+{
+    struct ct_vcpu_signal a = {.ret = CT_EINVAL};
+    call(CT_PORT_BASE + nr, &a);
+}
+
+static unsigned recurse(volatile unsigned *depth)
+{
+    volatile uint8_t pad[512];
+    pad[0] = (uint8_t)*depth;
+    if (++*depth > 100000000u) /* never: the guard page is hit first */
+        return 0;
+    return recurse(depth) + pad[0];
+}
+
+void guest_worker_main(const struct ct_bootinfo *bi, uint64_t vcpu)
+{
+    volatile unsigned depth = 0;
+    if (vcpu != 1)
+        ct_exit(CT_STATUS_FAIL, "hostile: worker started with bad index");
+    switch (bi->bs) {
+    case H_WORKER_OK:
+        for (;;) {
+            __atomic_add_fetch(&worker_rounds, 1, __ATOMIC_SEQ_CST);
+            signal_call(CT_CALL_PARK);
+        }
+    case H_WORKER_FORBIDDEN_CALL:
+        signal_call(CT_CALL_WAKE);
+        break;
+    case H_WORKER_READ_CALL:
+        read_call(CT_HANDLE_INPUT, bi->io_base, 1);
+        break;
+    case H_WORKER_FAULT:
+        *(volatile int *)0 = 1;
+        break;
+    case H_WORKER_STACK_OVERFLOW:
+        recurse(&depth);
+        break;
+    case H_WORKER_SPIN_MAIN_EXITS:
+        __atomic_store_n(&worker_rounds, 1, __ATOMIC_SEQ_CST);
+        for (;;)
+            __asm__ volatile("pause");
+    }
+    for (;;) /* a worker that got here did what its scenario asked */
+        __asm__ volatile("pause");
+}
+
+/* Waits (bounded) for the worker to reach round n. */
+static void await_worker(uint32_t n)
+{
+    for (uint64_t i = 0; i < 4000000000ull; i++) {
+        if (__atomic_load_n(&worker_rounds, __ATOMIC_SEQ_CST) >= n)
+            return;
+        __asm__ volatile("pause");
+    }
+    ct_exit(CT_STATUS_FAIL, "hostile: the worker vCPU never ran");
 }
 
 void guest_main(const struct ct_bootinfo *bi)
@@ -152,6 +215,34 @@ void guest_main(const struct ct_bootinfo *bi)
     case H_DOUBLE_BEGIN:
         begin(0);
         begin(0);
+        break;
+    case H_WORKER_OK:
+        if (bi->vcpus != 2)
+            ct_exit(CT_STATUS_FAIL, "hostile: boot info says one vCPU");
+        /* Round 1 starts the worker; each later wake-up ends one park. */
+        for (uint32_t round = 1; round <= 3; round++) {
+            signal_call(CT_CALL_WAKE);
+            await_worker(round);
+        }
+        begin(0);
+        ct_exit(CT_STATUS_OK, 0);
+    case H_WORKER_SPIN_MAIN_EXITS:
+        signal_call(CT_CALL_WAKE);
+        await_worker(1);
+        begin(0);
+        ct_exit(CT_STATUS_OK, 0);
+    case H_WORKER_FORBIDDEN_CALL:
+    case H_WORKER_READ_CALL:
+    case H_WORKER_FAULT:
+    case H_WORKER_STACK_OVERFLOW:
+        signal_call(CT_CALL_WAKE);
+        for (;;) /* the host stops the run */
+            __asm__ volatile("pause");
+    case H_PARK_FROM_MAIN:
+        signal_call(CT_CALL_PARK);
+        break;
+    case H_WAKE:
+        signal_call(CT_CALL_WAKE);
         break;
     }
     ct_exit(CT_STATUS_FAIL, "hostile: the host let a bad call through");

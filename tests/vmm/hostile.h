@@ -24,6 +24,15 @@ enum hostile_scenario {
     H_DOUBLE_BEGIN,
     H_BACKING_CHAIN,
     H_BACKING_BAD_NAME_GPA,
+    /* The worker vCPU (boot info vcpus == 2). */
+    H_WORKER_OK,             /* worker runs, parks, runs again: exit ok */
+    H_WORKER_FORBIDDEN_CALL, /* worker calls wake (in its bitmap) */
+    H_WORKER_READ_CALL,      /* worker calls read (outside its bitmap) */
+    H_WORKER_FAULT,          /* worker dereferences NULL */
+    H_WORKER_STACK_OVERFLOW, /* worker recurses into the guard page */
+    H_WORKER_SPIN_MAIN_EXITS, /* worker spins forever; main exits ok */
+    H_PARK_FROM_MAIN,        /* main vCPU calls park */
+    H_WAKE,                  /* main wakes (fails with one vCPU) */
 };
 
 #endif

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -24,6 +25,8 @@
 #include "session.h"
 
 #include "test_vmm.h"
+
+unsigned test_vcpus; /* s.vcpus of the next run_guest: 0 = automatic */
 
 void need_kvm(void)
 {
@@ -101,6 +104,7 @@ void run_guest_ex(const uint8_t *img, size_t len, uint64_t bs,
         s.out_format = CT_FMT_RAW;
         s.args = (struct window_args){bs, 0, 0, false, false};
         s.notice = stderr;
+        s.vcpus = test_vcpus;
         if (vmm_run(&s, img, len, lim ? lim : &dflt, true) == 0)
             _exit(0);
         fprintf(stderr, "%s", s.err);
@@ -154,7 +158,7 @@ Test(hostile, sanity_ok_guest_succeeds)
 
 Test(hostile, byte_sized_port_access)
 {
-    expect_stop(H_BYTE_PORT_ACCESS, "unexpected port access (port 0x509, "
+    expect_stop(H_BYTE_PORT_ACCESS, "unexpected port access (port 0x50b, "
                                      "size 1");
 }
 Test(hostile, forged_fault_report)
@@ -171,7 +175,7 @@ Test(calls, unknown_call_number_stops)
     memset(&s, 0, sizeof s);
     cr_expect_eq(calls_dispatch(&s, CT_PORT_BASE + CT_CALL_COUNT, 0),
                  CALL_STOP);
-    cr_expect_str_eq(s.err, "guest stopped: unknown call (port 0x509)");
+    cr_expect_str_eq(s.err, "guest stopped: unknown call (port 0x50b)");
     memset(&s, 0, sizeof s);
     cr_expect_eq(calls_dispatch(&s, CT_PORT_BASE - 1, 0), CALL_STOP);
     cr_expect_str_eq(s.err, "guest stopped: unknown call (port 0x4ff)");
@@ -226,6 +230,104 @@ Test(hostile, double_begin) { expect_stop(H_DOUBLE_BEGIN, "second"); }
 Test(hostile, control_chars_are_sanitized)
 {
     expect_stop(H_EXIT_CONTROL_CHARS, "evil ?[2J? message");
+}
+
+/* ---- the worker vCPU ---------------------------------------------------- */
+
+static void expect_stop_vcpus(enum hostile_scenario sc, unsigned vcpus,
+                              const char *needle)
+{
+    test_vcpus = vcpus;
+    expect_stop(sc, needle);
+    test_vcpus = 0;
+}
+
+Test(worker, runs_parks_and_is_woken_again)
+{
+    struct result r;
+    need_kvm();
+    test_vcpus = 2;
+    run_guest(hostile_image, hostile_image_len, H_WORKER_OK, CT_FMT_RAW, "x",
+              1, NULL, &r);
+    cr_expect_eq(r.exit_code, 0, "msg: %s", r.msg);
+    close(r.out_fd);
+}
+Test(worker, may_not_make_other_calls)
+{
+    expect_stop_vcpus(H_WORKER_FORBIDDEN_CALL, 2,
+                      "guest stopped: the worker vCPU may only park (it "
+                      "called port 0x509)");
+}
+Test(worker, bitmap_closes_the_data_calls)
+{
+    /* The worker's TSS opens only FAULT .. PARK: a read call faults in
+     * the guest before the host sees it. */
+    expect_stop_vcpus(H_WORKER_READ_CALL, 2,
+                      "guest crashed on the worker vCPU: #GP general "
+                      "protection (vector 13)");
+}
+Test(worker, fault_is_reported)
+{
+    expect_stop_vcpus(H_WORKER_FAULT, 2,
+                      "guest crashed on the worker vCPU: #PF page fault "
+                      "(vector 14)");
+}
+Test(worker, stack_overflow_hits_the_guard_page)
+{
+    expect_stop_vcpus(H_WORKER_STACK_OVERFLOW, 2,
+                      "guest crashed on the worker vCPU: #PF page fault "
+                      "(vector 14) at rip");
+}
+Test(worker, stack_overflow_faults_at_the_guard_page)
+{
+    struct result r;
+    need_kvm();
+    test_vcpus = 2;
+    run_guest(hostile_image, hostile_image_len, H_WORKER_STACK_OVERFLOW,
+              CT_FMT_RAW, "x", 1, NULL, &r);
+    const char *cr2 = strstr(r.msg, "cr2 0x");
+    cr_assert(cr2, "msg: %s", r.msg);
+    unsigned long long addr = strtoull(cr2 + 6, NULL, 16);
+    cr_expect(addr >= CT_WGUARD_GPA && addr < CT_WGUARD_GPA + 0x1000,
+              "cr2 0x%llx is not in the guard page", addr);
+    close(r.out_fd);
+}
+Test(worker, spinning_worker_does_not_hold_up_the_exit)
+{
+    struct result r;
+    struct timespec t0, t1;
+    need_kvm();
+    test_vcpus = 2;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    run_guest(hostile_image, hostile_image_len, H_WORKER_SPIN_MAIN_EXITS,
+              CT_FMT_RAW, "x", 1, NULL, &r);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    cr_expect_eq(r.exit_code, 0, "msg: %s", r.msg);
+    cr_expect_lt(t1.tv_sec - t0.tv_sec, 5);
+    close(r.out_fd);
+}
+Test(worker, main_vcpu_may_not_park)
+{
+    expect_stop_vcpus(H_PARK_FROM_MAIN, 2, "park from the main vCPU");
+}
+Test(worker, wake_without_a_worker_stops)
+{
+    expect_stop_vcpus(H_WAKE, 1, "wake, but the VM has no worker vCPU");
+}
+Test(worker, real_guest_with_one_vcpu_copies_raw)
+{
+    uint8_t in[5000], out[5120];
+    struct result r;
+    for (size_t i = 0; i < sizeof in; i++)
+        in[i] = (uint8_t)(i * 7 + 1);
+    need_kvm();
+    test_vcpus = 1;
+    run_guest(instar_guest_image, instar_guest_image_len, 512, CT_FMT_PROBE,
+              in, sizeof in, NULL, &r);
+    cr_assert_eq(r.exit_code, 0, "msg: %s", r.msg);
+    cr_assert_eq(pread(r.out_fd, out, sizeof out, 0), 5120);
+    cr_expect_arr_eq(out, in, sizeof in);
+    close(r.out_fd);
 }
 
 Test(watchdog, idle_guest_is_stopped)
@@ -334,10 +436,9 @@ Test(sandbox, allowed_calls_still_work_and_open_is_denied)
     cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "status 0x%x", st);
 }
 
-static bool status_has(pid_t pid, const char *line)
+static bool file_has(const char *path, const char *line)
 {
-    char path[64], buf[8192];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char buf[8192];
     int fd = open(path, O_RDONLY);
     if (fd < 0)
         return false;
@@ -347,6 +448,30 @@ static bool status_has(pid_t pid, const char *line)
         return false;
     buf[n] = '\0';
     return strstr(buf, line) != NULL;
+}
+
+/* True when every thread of pid has the line in its status; *nthreads
+ * says how many there are. */
+static bool status_has(pid_t pid, const char *line, int *nthreads)
+{
+    char path[320];
+    struct dirent *e;
+    bool all = true;
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    *nthreads = 0;
+    if (!d)
+        return false;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%s/status", (int)pid,
+                 e->d_name);
+        all = all && file_has(path, line);
+        ++*nthreads;
+    }
+    closedir(d);
+    return all && *nthreads > 0;
 }
 
 Test(sandbox, seccomp_mode_2_while_guest_runs)
@@ -368,20 +493,26 @@ Test(sandbox, seccomp_mode_2_while_guest_runs)
         s.out_format = CT_FMT_RAW;
         s.args.bs = H_SPIN;
         s.notice = stderr;
+        s.vcpus = 2; /* the worker's thread must be confined too */
         vmm_run(&s, hostile_image, hostile_image_len, &lim, true);
         _exit(1);
     }
     bool seccomp = false, nnp = false;
-    for (int i = 0; i < 200 && !(seccomp && nnp); i++) {
+    int threads = 0, t2 = 0;
+    for (int i = 0; i < 200 && !(seccomp && nnp && threads >= 2); i++) {
         struct timespec ts = {0, 10 * 1000 * 1000};
         nanosleep(&ts, NULL);
-        seccomp = status_has(pid, "Seccomp:\t2");
-        nnp = status_has(pid, "NoNewPrivs:\t1");
+        seccomp = status_has(pid, "Seccomp:\t2", &threads);
+        nnp = status_has(pid, "NoNewPrivs:\t1", &t2);
     }
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
     close(in_fd);
     close(out_fd);
-    cr_expect(seccomp, "the guest-running process is not in seccomp mode 2");
+    /* The main and worker vCPU threads (KVM may add a helper task of its
+     * own, e.g. kvm-nx-lpage-recovery, which inherits the filter too). */
+    cr_expect_geq(threads, 2, "expected the main and the worker vCPU "
+                              "threads, found %d", threads);
+    cr_expect(seccomp, "a guest-running thread is not in seccomp mode 2");
     cr_expect(nnp, "no_new_privs is not set");
 }
