@@ -55,6 +55,20 @@ struct qcow2_l2_slot {
  * this size costs one host call per window instead of one per cluster. */
 #define QCOW2_ZRA (1u << 20)
 
+/* Whole compressed clusters queued for inflating in parallel: the batch is
+ * flushed when full, before the read-ahead window moves, and before a read
+ * returns. */
+#define QCOW2_ZBATCH 256u
+
+struct qcow2_zjob {
+    const uint8_t *src; /* inside the read-ahead window */
+    uint8_t *dst;       /* cluster_size bytes of the caller's buffer */
+    uint64_t csize;
+    uint64_t host;      /* for messages */
+    int ret;
+    struct fmt_inflate_status st;
+};
+
 struct qcow2 {
     const struct fmt_env *env;
     uint32_t handle;
@@ -85,7 +99,10 @@ struct qcow2 {
     struct fmt_reader *backing; /* NULL: unallocated reads zeros */
 
     /* Compressed clusters: set up at the first one met. */
-    struct fmt_inflate *z;
+    struct fmt_inflate *z;  /* the main vCPU's: z == zw[0] */
+    struct fmt_inflate *zw[PAR_WORKERS_MAX];
+    struct qcow2_zjob *zjobs; /* QCOW2_ZBATCH */
+    uint32_t njobs;
     uint8_t *zin;  /* read-ahead window of compressed data (QCOW2_ZRA) */
     uint64_t zin_off, zin_len; /* file range zin holds; len 0 = empty */
     uint64_t zin_cap;

@@ -300,15 +300,20 @@ static int read_data(struct qcow2 *q, uint64_t host, uint8_t *buf,
 
 /* The compressed bytes of p, from the read-ahead window (refilled from
  * p->host when p is not inside it). Bytes past EOF read as zeros. */
+static bool zin_holds(const struct qcow2 *q, const struct piece *p)
+{
+    return q->zin_len && p->host >= q->zin_off &&
+           p->host - q->zin_off <= q->zin_len &&
+           p->csize <= q->zin_len - (p->host - q->zin_off);
+}
+
 static int compressed_bytes(struct qcow2 *q, const struct piece *p,
                             const uint8_t **src)
 {
     uint64_t got = 0;
     int ret;
 
-    if (q->zin_len && p->host >= q->zin_off &&
-        p->host - q->zin_off <= q->zin_len &&
-        p->csize <= q->zin_len - (p->host - q->zin_off)) {
+    if (zin_holds(q, p)) {
         *src = q->zin + (p->host - q->zin_off);
         return G_OK;
     }
@@ -325,7 +330,8 @@ static int compressed_bytes(struct qcow2 *q, const struct piece *p,
     return G_OK;
 }
 
-/* Buffers and inflater, set up at the first compressed cluster. */
+/* Buffers and inflaters (one per vCPU), set up at the first compressed
+ * cluster. */
 static int zsetup(struct qcow2 *q)
 {
     const struct fmt_env *env = q->env;
@@ -336,17 +342,78 @@ static int zsetup(struct qcow2 *q)
     q->zin = fmt_io_alloc(env, q->zin_cap, "qcow2", "compressed cluster");
     q->zout = fmt_io_alloc(env, q->cluster_size, "qcow2",
                            "decompressed cluster");
-    if (!q->zin || !q->zout)
+    q->zjobs = fmt_alloc(env, QCOW2_ZBATCH * sizeof *q->zjobs, "qcow2",
+                         "decompression queue");
+    if (!q->zin || !q->zout || !q->zjobs)
         return G_ENOMEM;
-    q->z = fmt_inflate_new(env, FMT_INFLATE_RAW, "qcow2");
-    return q->z ? G_OK : G_ENOMEM;
+    for (uint32_t i = 0; i < par_workers(env->par); i++)
+        if (!(q->zw[i] = fmt_inflate_new(env, FMT_INFLATE_RAW, "qcow2")))
+            return G_ENOMEM;
+    q->z = q->zw[0];
+    return G_OK;
+}
+
+static int wrong_size(struct qcow2 *q, uint64_t host, uint64_t out)
+{
+    return g_fail(q->env->err, G_ECORRUPT,
+                  "qcow2: compressed cluster at offset %llu decompresses "
+                  "to %llu bytes, not %llu",
+                  (unsigned long long)host, (unsigned long long)out,
+                  (unsigned long long)q->cluster_size);
+}
+
+static void zjob_run(void *ctx, uint32_t item, uint32_t worker)
+{
+    struct qcow2 *q = ctx;
+    struct qcow2_zjob *j = &q->zjobs[item];
+    j->ret = fmt_inflate_try(q->zw[worker], j->src, (size_t)j->csize, j->dst,
+                             (size_t)q->cluster_size, true, &j->st);
+}
+
+/* Inflates the queued clusters on every vCPU, then reports the first
+ * failure in queue order, with the message a serial read would give. */
+static int zflush(struct qcow2 *q)
+{
+    uint32_t n = q->njobs;
+    char what[64];
+
+    q->njobs = 0;
+    par_run(q->env->par, n, zjob_run, q);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct qcow2_zjob *j = &q->zjobs[i];
+        if (j->ret != G_OK) {
+            rt_fmt(what, sizeof what, "compressed cluster at offset %llu",
+                   (unsigned long long)j->host);
+            return fmt_inflate_fail(q->z, &j->st, what);
+        }
+        if (j->st.out != q->cluster_size)
+            return wrong_size(q, j->host, j->st.out);
+    }
+    return G_OK;
+}
+
+/* Queues the whole cluster p for inflating into dst. */
+static int zqueue(struct qcow2 *q, const struct piece *p, uint8_t *dst)
+{
+    const uint8_t *src;
+    int ret;
+
+    if ((ret = zsetup(q)) != G_OK)
+        return ret;
+    /* Moving the window would pull the source from under queued jobs. */
+    if (q->njobs && !zin_holds(q, p) && (ret = zflush(q)) != G_OK)
+        return ret;
+    if ((ret = compressed_bytes(q, p, &src)) != G_OK)
+        return ret;
+    q->zjobs[q->njobs++] = (struct qcow2_zjob){
+        .src = src, .dst = dst, .csize = p->csize, .host = p->host};
+    return q->njobs == QCOW2_ZBATCH ? zflush(q) : G_OK;
 }
 
 /* Decompresses the cluster p describes into dst (cluster_size bytes). */
 static int inflate_cluster_to(struct qcow2 *q, const struct piece *p,
                               uint8_t *dst)
 {
-    const struct fmt_env *env = q->env;
     const uint8_t *src;
     size_t out = 0;
     char what[64];
@@ -360,25 +427,21 @@ static int inflate_cluster_to(struct qcow2 *q, const struct piece *p,
                       (size_t)q->cluster_size, &out, true, what);
     if (ret != G_OK)
         return ret;
-    if (out != q->cluster_size)
-        return g_fail(env->err, G_ECORRUPT,
-                      "qcow2: compressed cluster at offset %llu decompresses "
-                      "to %llu bytes, not %llu",
-                      (unsigned long long)p->host, (unsigned long long)out,
-                      (unsigned long long)q->cluster_size);
-    return G_OK;
+    return out == q->cluster_size ? G_OK : wrong_size(q, p->host, out);
 }
 
-/* Copies [in, in + n) of the cluster p into dst: straight from the
- * inflater when the whole cluster is wanted, else via the cached q->zout. */
+/* Copies [in, in + n) of the cluster p into dst: whole clusters are
+ * queued for the vCPUs, parts go through the cached q->zout. */
 static int read_compressed(struct qcow2 *q, const struct piece *p,
                            uint64_t in, uint8_t *dst, uint64_t n)
 {
     int ret;
+    if (in == 0 && n == q->cluster_size)
+        return zqueue(q, p, dst);
     if ((ret = zsetup(q)) != G_OK)
         return ret;
-    if (in == 0 && n == q->cluster_size)
-        return inflate_cluster_to(q, p, dst);
+    if (q->njobs && (ret = zflush(q)) != G_OK) /* it may move the window */
+        return ret;
     if (!(q->zout_valid && q->zout_desc == p->host)) {
         q->zout_valid = false;
         if ((ret = inflate_cluster_to(q, p, q->zout)) != G_OK)
@@ -447,9 +510,11 @@ int qcow2_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len)
                                   out + done, n);
             break;
         }
-        if (ret != G_OK)
+        if (ret != G_OK) {
+            q->njobs = 0; /* the caller's buffer is not ours any more */
             return ret;
+        }
         done += n;
     }
-    return G_OK;
+    return q->njobs ? zflush(q) : G_OK;
 }
