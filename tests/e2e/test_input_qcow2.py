@@ -189,6 +189,55 @@ def test_qcow2_parity(variant, qcow2_inputs, instar_bin, qemu_img, tmp_path):
                  str(n))
 
 
+@pytest.mark.parametrize("vcpus", ["1", "2"])
+@pytest.mark.parametrize("variant", ["comp", "comp-512", "comp-2m", "ov-comp"])
+def test_compressed_with_one_and_two_vcpus(variant, vcpus, qcow2_inputs,
+                                           instar_bin, qemu_img, tmp_path,
+                                           monkeypatch):
+    """Compressed clusters are inflated on the worker vCPU too (2) or on
+    the main one only (1): the bytes must not depend on it."""
+    monkeypatch.setenv("INSTAR_VCPUS", vcpus)
+    for n, extra in enumerate(WINDOWS):
+        _compare(qemu_img, instar_bin, qcow2_inputs[variant], extra, tmp_path,
+                 str(n))
+
+
+def test_compressed_corruption_same_message_with_one_and_two_vcpus(
+        qemu_img, instar_bin, tmp_path, monkeypatch):
+    """A corrupt cluster in the middle of a batch is reported the same way
+    whichever vCPU inflated it."""
+    raw = tmp_path / "text.raw"
+    raw.write_bytes(b"".join(b"line %08d of a compressible disk\n" % k
+                             for k in range(4 * MiB // 34)).ljust(4 * MiB,
+                                                                  b"."))
+    path = str(tmp_path / "bad.qcow2")
+    _run(qemu_img, "convert", "-f", "raw", "-O", "qcow2", "-c", str(raw),
+         path)
+    with open(path, "r+b") as f:
+        data = f.read()
+        cluster_bits = struct.unpack(">I", data[20:24])[0]
+        l1_off = struct.unpack(">Q", data[40:48])[0]
+        l2_off = struct.unpack(">Q", data[l1_off:l1_off + 8])[0] & \
+            ((1 << 56) - 512)
+        entries = [struct.unpack(">Q", data[l2_off + 8 * k:l2_off + 8 * k + 8])[0]
+                   for k in range(64)]
+        assert all(e >> 62 == 1 for e in entries), "not all compressed"
+        host = entries[37] & ((1 << (62 - (cluster_bits - 8))) - 1)
+        f.seek(host)
+        f.write(b"\xff" * 16)
+    messages = []
+    for vcpus in ("1", "2"):
+        monkeypatch.setenv("INSTAR_VCPUS", vcpus)
+        out = str(tmp_path / f"o{vcpus}.raw")
+        i = run_dd(instar_bin, [f"if={path}", f"of={out}"], out)
+        assert i.rc == 1, i
+        assert not os.path.exists(out)
+        messages.append(i.stderr)
+    assert f"compressed cluster at offset {host} does not decompress" in \
+        messages[0], messages[0]
+    assert messages[0] == messages[1]
+
+
 @pytest.mark.parametrize("extra", [
     ["bs=1", "skip=4294967295", "count=4294967297"],
     ["bs=1M", "skip=2047", "count=2049"],
