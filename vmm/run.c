@@ -198,8 +198,8 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
         (ret = loader_load(s->vm, img, img_len, err, sizeof err)) < 0)
         goto fail;
     /* Only a locked-down run gets a worker: its thread is never joined,
-     * it ends with the process. Without a worker KVM, the run just uses
-     * one vCPU. */
+     * it ends with the process. If KVM cannot add the vCPU, the run uses
+     * one. */
     s->worker = NULL;
     if (lockdown && want_vcpus(s) > 1 &&
         vm_add_worker(s->vm, err, sizeof err) == 0) {

@@ -51,7 +51,6 @@ static void park(struct vmm_worker *w, uint32_t gpa)
     wait_token(w);
     a.ret = CT_OK;
     memcpy(p + offsetof(struct ct_vcpu_signal, ret), &a.ret, sizeof a.ret);
-    __atomic_add_fetch(&w->parks, 1, __ATOMIC_RELAXED);
 }
 
 static void *worker_main(void *arg)

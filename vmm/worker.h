@@ -26,7 +26,6 @@ struct vmm_worker {
     bool token;  /* a wake-up is pending (under mu) */
     int failed;  /* atomic: err is final */
     char err[WORKER_ERR_MAX];
-    uint64_t parks; /* atomic: parks served, for tests and notes */
 };
 
 /* Starts the thread (blocked until the first wake-up) with every signal
