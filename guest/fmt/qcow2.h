@@ -99,8 +99,7 @@ struct qcow2 {
     struct fmt_reader *backing; /* NULL: unallocated reads zeros */
 
     /* Compressed clusters: set up at the first one met. */
-    struct fmt_inflate *z;  /* the main vCPU's: z == zw[0] */
-    struct fmt_inflate *zw[PAR_WORKERS_MAX];
+    struct fmt_inflate *zw[PAR_WORKERS_MAX]; /* one per vCPU */
     struct qcow2_zjob *zjobs; /* QCOW2_ZBATCH */
     uint32_t njobs;
     uint8_t *zin;  /* read-ahead window of compressed data (QCOW2_ZRA) */

@@ -298,8 +298,7 @@ static int read_data(struct qcow2 *q, uint64_t host, uint8_t *buf,
     return G_OK;
 }
 
-/* The compressed bytes of p, from the read-ahead window (refilled from
- * p->host when p is not inside it). Bytes past EOF read as zeros. */
+/* Whether the read-ahead window holds all compressed bytes of p. */
 static bool zin_holds(const struct qcow2 *q, const struct piece *p)
 {
     return q->zin_len && p->host >= q->zin_off &&
@@ -307,6 +306,8 @@ static bool zin_holds(const struct qcow2 *q, const struct piece *p)
            p->csize <= q->zin_len - (p->host - q->zin_off);
 }
 
+/* The compressed bytes of p, from the read-ahead window (refilled from
+ * p->host when p is not inside it). Bytes past EOF read as zeros. */
 static int compressed_bytes(struct qcow2 *q, const struct piece *p,
                             const uint8_t **src)
 {
@@ -335,7 +336,7 @@ static int compressed_bytes(struct qcow2 *q, const struct piece *p,
 static int zsetup(struct qcow2 *q)
 {
     const struct fmt_env *env = q->env;
-    if (q->z)
+    if (q->zw[0]) /* a failed set-up fails the whole run */
         return G_OK;
     q->zin_cap = 2 * q->cluster_size > QCOW2_ZRA ? 2 * q->cluster_size
                                                  : QCOW2_ZRA;
@@ -349,7 +350,6 @@ static int zsetup(struct qcow2 *q)
     for (uint32_t i = 0; i < par_workers(env->par); i++)
         if (!(q->zw[i] = fmt_inflate_new(env, FMT_INFLATE_RAW, "qcow2")))
             return G_ENOMEM;
-    q->z = q->zw[0];
     return G_OK;
 }
 
@@ -384,7 +384,7 @@ static int zflush(struct qcow2 *q)
         if (j->ret != G_OK) {
             rt_fmt(what, sizeof what, "compressed cluster at offset %llu",
                    (unsigned long long)j->host);
-            return fmt_inflate_fail(q->z, &j->st, what);
+            return fmt_inflate_fail(q->zw[0], &j->st, what);
         }
         if (j->st.out != q->cluster_size)
             return wrong_size(q, j->host, j->st.out);
@@ -410,41 +410,21 @@ static int zqueue(struct qcow2 *q, const struct piece *p, uint8_t *dst)
     return q->njobs == QCOW2_ZBATCH ? zflush(q) : G_OK;
 }
 
-/* Decompresses the cluster p describes into dst (cluster_size bytes). */
-static int inflate_cluster_to(struct qcow2 *q, const struct piece *p,
-                              uint8_t *dst)
-{
-    const uint8_t *src;
-    size_t out = 0;
-    char what[64];
-    int ret;
-
-    if ((ret = compressed_bytes(q, p, &src)) != G_OK)
-        return ret;
-    rt_fmt(what, sizeof what, "compressed cluster at offset %llu",
-           (unsigned long long)p->host);
-    ret = fmt_inflate(q->z, src, (size_t)p->csize, dst,
-                      (size_t)q->cluster_size, &out, true, what);
-    if (ret != G_OK)
-        return ret;
-    return out == q->cluster_size ? G_OK : wrong_size(q, p->host, out);
-}
-
 /* Copies [in, in + n) of the cluster p into dst: whole clusters are
- * queued for the vCPUs, parts go through the cached q->zout. */
+ * queued for the vCPUs, parts are inflated at once into the cached
+ * q->zout (with whatever was queued before). */
 static int read_compressed(struct qcow2 *q, const struct piece *p,
                            uint64_t in, uint8_t *dst, uint64_t n)
 {
     int ret;
     if (in == 0 && n == q->cluster_size)
         return zqueue(q, p, dst);
-    if ((ret = zsetup(q)) != G_OK)
-        return ret;
-    if (q->njobs && (ret = zflush(q)) != G_OK) /* it may move the window */
+    if ((ret = zsetup(q)) != G_OK) /* q->zout exists from here on */
         return ret;
     if (!(q->zout_valid && q->zout_desc == p->host)) {
         q->zout_valid = false;
-        if ((ret = inflate_cluster_to(q, p, q->zout)) != G_OK)
+        if ((ret = zqueue(q, p, q->zout)) != G_OK ||
+            (q->njobs && (ret = zflush(q)) != G_OK))
             return ret;
         q->zout_desc = p->host;
         q->zout_valid = true;

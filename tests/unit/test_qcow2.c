@@ -490,6 +490,20 @@ Test(qcow2, compressed_clusters)
     free(m.d);
 }
 
+/* A part of a cluster as the very first compressed read: it goes through
+ * the cached cluster, which must already exist. */
+Test(qcow2, compressed_partial_read_first)
+{
+    struct img m = comp_img();
+    struct ctx c;
+    ctx_init(&c, &m);
+    cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
+    expect_bytes(c.r, 4000, 200, comp_want, &c.err);
+    expect_bytes(c.r, 0, 8192, comp_want, &c.err);
+    ctx_free(&c);
+    free(m.d);
+}
+
 /* Compressed clusters far apart and out of order in the file: reads must
  * refill the read-ahead window forwards and backwards, never reuse it for
  * a cluster outside it. */
