@@ -318,7 +318,7 @@ static int compressed_bytes(struct qcow2 *q, const struct piece *p,
         *src = q->zin + (p->host - q->zin_off);
         return G_OK;
     }
-    /* csize <= 2 * cluster_size <= zin_cap (set up in inflate_cluster). */
+    /* csize <= 2 * cluster_size <= zin_cap (set up in zsetup). */
     ret = fmt_pread_partial(q->env, q->handle, p->host, q->zin, q->zin_cap,
                             &got, "qcow2");
     if (ret != G_OK)
