@@ -25,7 +25,7 @@
 #define CT_ULL(x) x##ull
 #endif
 
-#define CT_ABI_VERSION CT_U(3)
+#define CT_ABI_VERSION CT_U(4)
 
 /* ---- Transport ---------------------------------------------------------- */
 
@@ -60,7 +60,8 @@ enum ct_result {
     CT_EIO = -3,    /* the host's read or write failed */
     CT_ERANGE = -4, /* offset/length outside what the call allows */
     CT_ESTATE = -5, /* call not valid now (e.g. write before begin_output) */
-    CT_EPERM = -6   /* the host refuses (policy) */
+    CT_EPERM = -6,  /* the host refuses (policy) */
+    CT_ELIMIT = -7  /* a host limit is reached: open files (ABI 4) */
 };
 
 /* Handles the host hands out. The output is written only via CT_CALL_WRITE. */
@@ -192,11 +193,15 @@ struct ct_bootinfo {
     uint64_t heap_base;
     uint64_t heap_size;
     uint32_t vcpus;      /* 1 .. CT_VCPUS_MAX (ABI 3) */
-    uint32_t reserved0;  /* 0 */
+    uint32_t files_max;  /* handles this run can hold, the input included:
+                            1 .. CT_HANDLES_MAX (ABI 4) */
 };
 
 #define CT_BOOT_HAS_COUNT CT_U(1)
 #define CT_BOOT_HAS_SKIP CT_U(2)
+/* The input's name ends in ".dmg": qemu would pick its dmg driver by name
+ * for an image no other format claims (ABI 4). */
+#define CT_BOOT_INPUT_DMG_NAME CT_U(4)
 
 #endif /* !__ASSEMBLER__ */
 
@@ -260,7 +265,9 @@ struct ct_bootinfo {
 #define CT_IO_MAX_LEN CT_IO_SIZE /* one call moves at most the whole area */
 #define CT_MSG_MAX CT_U(1024)
 #define CT_NAME_MAX CT_U(4095)
-#define CT_HANDLES_MAX CT_U(1024) /* input + granted files */
+/* Input + granted files: a 128 TiB twoGbMaxExtent vmdk has 65536 extents.
+ * The run's real bound is the boot info's files_max (open-file limit). */
+#define CT_HANDLES_MAX CT_U(65600)
 #define CT_CHAIN_DEPTH_MAX CT_U(16)
 
 #ifndef __ASSEMBLER__
@@ -295,6 +302,7 @@ CT_ASSERT_OFF(ct_open_backing, handle, 20);
 CT_ASSERT_SIZE(ct_vcpu_signal, 8);
 CT_ASSERT_SIZE(ct_bootinfo, 80);
 CT_ASSERT_OFF(ct_bootinfo, vcpus, 72);
+CT_ASSERT_OFF(ct_bootinfo, files_max, 76);
 CT_ASSERT_OFF(ct_bootinfo, bs, 16);
 CT_ASSERT_OFF(ct_bootinfo, io_base, 40);
 

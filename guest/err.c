@@ -34,6 +34,8 @@ const char *ct_result_str(int ret)
         return "call not valid now";
     case CT_EPERM:
         return "refused by host policy";
+    case CT_ELIMIT:
+        return "host limit reached";
     default:
         return "unknown host error";
     }

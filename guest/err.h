@@ -19,7 +19,9 @@ enum g_err {
     G_ENOTSUP = -95
 };
 
-#define G_MSG_MAX 256
+/* As long as the host takes (CT_MSG_MAX): names are clipped where they are
+ * shown, so the reason at the end of a message is never cut. */
+#define G_MSG_MAX 1024
 
 struct g_error {
     int code;

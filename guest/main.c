@@ -37,6 +37,8 @@ void guest_main(const struct ct_bootinfo *bi)
                  .skip = bi->skip,
                  .has_count = (bi->flags & CT_BOOT_HAS_COUNT) != 0,
                  .has_skip = (bi->flags & CT_BOOT_HAS_SKIP) != 0},
+        .files_max = bi->files_max,
+        .in_dmg_name = (bi->flags & CT_BOOT_INPUT_DMG_NAME) != 0,
     };
     struct dd_mem mem = {(void *)(uintptr_t)bi->heap_base, bi->heap_size,
                          (void *)(uintptr_t)bi->io_base, bi->io_size, &par};

@@ -140,7 +140,24 @@ int backing_init(struct vmm_files *f, const char *in_path, int in_fd,
                                     .parent = 0, .depth = 0, .root = 0,
                                     .dir = pool_add(f, "", 0)};
     f->nfiles = 1;
+    f->files_max = CT_HANDLES_MAX; /* until the sandbox says otherwise */
     return 0;
+}
+
+/* The pool offset of directory `dir` (n bytes, relative to root). Extents
+ * and chains mostly live beside the image naming them: reuse its entry, or
+ * the last one added, rather than storing the same directory again. */
+static uint32_t pool_dir(struct vmm_files *f, const struct vmm_file *p,
+                         unsigned root, const char *dir, size_t n)
+{
+    const struct vmm_file *last = &f->files[f->nfiles - 1];
+    const struct vmm_file *cand[2] = {p, last};
+    for (unsigned i = 0; i < 2; i++) {
+        const char *s = f->pool + cand[i]->dir;
+        if (cand[i]->root == root && strlen(s) == n && !memcmp(s, dir, n))
+            return cand[i]->dir;
+    }
+    return pool_add(f, dir, n);
 }
 
 /* Absolute lexical path of `name` as seen from the image `p`. */
@@ -183,10 +200,14 @@ int backing_open(struct vmm_files *f, uint32_t parent, const char *name,
     struct stat st;
     int fd;
 
-    if (parent >= f->nfiles || f->nfiles >= CT_HANDLES_MAX ||
-        name_len == 0 || name_len > CT_NAME_MAX ||
+    if (parent >= f->nfiles || name_len == 0 || name_len > CT_NAME_MAX ||
         memchr(name, '\0', name_len))
         return CT_EPERM;
+    /* A limit is said to be one, and before anything is looked up, so the
+     * answer tells nothing about the path. */
+    if (f->nfiles >= CT_HANDLES_MAX ||
+        f->nfiles >= (f->files_max ? f->files_max : CT_HANDLES_MAX))
+        return CT_ELIMIT;
     p = &f->files[parent];
     if (p->depth + 1 > CT_CHAIN_DEPTH_MAX)
         return CT_EPERM;
@@ -202,17 +223,17 @@ int backing_open(struct vmm_files *f, uint32_t parent, const char *name,
     };
     fd = (int)syscall(SYS_openat2, f->roots[root].fd, rel, &how, sizeof how);
     if (fd < 0)
-        return CT_EPERM;
+        return errno == EMFILE || errno == ENFILE ? CT_ELIMIT : CT_EPERM;
     if (syscall(SYS_fstat, fd, &st) < 0 || !S_ISREG(st.st_mode) ||
         is_ancestor(f, parent, &st)) {
         close(fd);
         return CT_EPERM;
     }
     slash = strrchr(rel, '/');
-    uint32_t dir = pool_add(f, rel, slash ? (size_t)(slash - rel) : 0);
+    uint32_t dir = pool_dir(f, p, root, rel, slash ? (size_t)(slash - rel) : 0);
     if (dir == UINT32_MAX) {
         close(fd);
-        return CT_EPERM;
+        return CT_ELIMIT;
     }
     *handle = f->nfiles;
     f->files[f->nfiles++] = (struct vmm_file){

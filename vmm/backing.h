@@ -18,7 +18,8 @@
 #include "instar_ct.h"
 
 #define VMM_ROOTS_MAX 16
-#define VMM_POOL_BYTES (256u << 10)
+/* Directory names of granted files; each distinct directory once. */
+#define VMM_POOL_BYTES (4u << 20)
 
 struct vmm_root {
     int fd;           /* O_PATH | O_DIRECTORY */
@@ -43,6 +44,7 @@ struct vmm_files {
     unsigned nroots;
     struct vmm_file files[CT_HANDLES_MAX];
     unsigned nfiles;
+    unsigned files_max; /* this run's bound on nfiles (the fd limit) */
     char pool[VMM_POOL_BYTES];
     size_t pool_used;
 };
@@ -68,7 +70,8 @@ bool backing_find_root(const struct vmm_files *f, const char *p,
                        unsigned *root, const char **rel);
 
 /* Opens `name` for `parent` under the policy; returns CT_OK with *handle,
- * or CT_EPERM for any refusal. */
+ * CT_ELIMIT when the run cannot hold another file (files_max, the fd limit,
+ * the name pool), or CT_EPERM for any refusal. */
 int backing_open(struct vmm_files *f, uint32_t parent, const char *name,
                  size_t name_len, uint32_t *handle);
 

@@ -269,6 +269,11 @@ int dd_main(int argc, char **argv)
         return 1;
     }
     s.in_format = (uint32_t)in_fmt;
+    /* qemu picks its dmg driver by name when no -f is given; the guest
+     * refuses such an image unless its content is another format. */
+    size_t in_len = strlen(o.in_path);
+    s.in_dmg_name = in_fmt == CT_FMT_PROBE && in_len > 4 &&
+                    !strcmp(o.in_path + in_len - 4, ".dmg");
     s.out_format = (uint32_t)out_fmt;
     /* Allocated here: the sandboxed child may not allocate. */
     s.files = calloc(1, sizeof *s.files);

@@ -67,7 +67,8 @@ static void write_bootinfo(struct vmm_session *s)
         .in_format = s->in_format,
         .out_format = s->out_format,
         .flags = (s->args.has_count ? CT_BOOT_HAS_COUNT : 0) |
-                 (s->args.has_skip ? CT_BOOT_HAS_SKIP : 0),
+                 (s->args.has_skip ? CT_BOOT_HAS_SKIP : 0) |
+                 (s->in_dmg_name ? CT_BOOT_INPUT_DMG_NAME : 0),
         .bs = s->args.bs,
         .count = s->args.count,
         .skip = s->args.skip,
@@ -76,6 +77,7 @@ static void write_bootinfo(struct vmm_session *s)
         .heap_base = CT_HEAP_GPA,
         .heap_size = CT_HEAP_SIZE,
         .vcpus = s->worker ? 2 : 1,
+        .files_max = s->files->files_max,
     };
     memcpy(vmm_gpa(s->vm, CT_BOOTINFO_GPA, sizeof bi), &bi, sizeof bi);
 }
@@ -181,6 +183,7 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
             const struct vmm_limits *lim, bool lockdown)
 {
     char err[256];
+    struct sandbox_fds f = {.wvcpu_fd = -1};
     uint64_t canary;
     int ret;
 
@@ -190,6 +193,7 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
         static struct vmm_files only_input;
         only_input.nroots = 0;
         only_input.nfiles = 1;
+        only_input.pool_used = 0;
         only_input.files[0] = (struct vmm_file){.fd = s->in_fd,
                                                 .size = s->in_size};
         s->files = &only_input;
@@ -208,6 +212,15 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
             goto fail;
         s->worker = &worker;
     }
+    /* What lock-down keeps, known now: the boot info says how many files
+     * the run will be able to open. */
+    f.vcpu_fd = s->vm->vcpu_fd;
+    f.wvcpu_fd = s->vm->wvcpu_fd;
+    f.out_fd = s->out_fd;
+    f.keep[f.nkeep++] = s->files->files[0].fd;
+    for (unsigned i = 0; i < s->files->nroots && i < VMM_ROOTS_MAX; i++)
+        f.keep[f.nkeep++] = f.roots[f.nroots++] = s->files->roots[i].fd;
+    s->files->files_max = lockdown ? sandbox_files_max(&f) : CT_HANDLES_MAX;
     if (getrandom(&canary, sizeof canary, 0) != sizeof canary) {
         snprintf(err, sizeof err, "getrandom: %s", strerror(errno));
         ret = -errno;
@@ -222,17 +235,8 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
         snprintf(err, sizeof err, "watchdog: %s", strerror(-ret));
         goto fail;
     }
-    if (lockdown) {
-        struct sandbox_fds f = {.vcpu_fd = s->vm->vcpu_fd,
-                                .wvcpu_fd = s->vm->wvcpu_fd,
-                                .out_fd = s->out_fd};
-        f.keep[f.nkeep++] = s->files->files[0].fd;
-        for (unsigned i = 0; i < s->files->nroots && i < VMM_ROOTS_MAX; i++)
-            f.keep[f.nkeep++] = f.roots[f.nroots++] =
-                s->files->roots[i].fd;
-        if ((ret = sandbox_lockdown(&f, err, sizeof err)) < 0)
-            goto fail;
-    }
+    if (lockdown && (ret = sandbox_lockdown(&f, err, sizeof err)) < 0)
+        goto fail;
     run_loop(s, lim);
     if (!lockdown)
         watchdog_stop(); /* a locked-down process only exits after this */

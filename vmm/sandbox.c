@@ -27,25 +27,56 @@ static int cmp_int(const void *a, const void *b)
     return *(const int *)a - *(const int *)b;
 }
 
-/* close_range() over the gaps between the fds we keep. */
-static int close_other_fds(const struct sandbox_fds *f, int *max_fd)
+/* close_range() over the gaps between the fds we keep (sorted). */
+static int close_other_fds(const int *keep, unsigned n)
 {
-    int keep[SANDBOX_KEEP_MAX + 4] = {STDERR_FILENO, f->vcpu_fd, f->out_fd,
-                                      f->wvcpu_fd};
-    unsigned n = 4, lo = 0;
-    for (unsigned i = 0; i < f->nkeep && i < SANDBOX_KEEP_MAX; i++)
-        keep[n++] = f->keep[i];
-    qsort(keep, n, sizeof keep[0], cmp_int);
-    *max_fd = keep[n - 1];
+    unsigned lo = 0;
     for (unsigned i = 0; i < n; i++) {
-        if (keep[i] < 0 || (unsigned)keep[i] < lo)
-            continue;
         if ((unsigned)keep[i] > lo &&
             close_range(lo, (unsigned)keep[i] - 1, 0) < 0)
             return -errno;
         lo = (unsigned)keep[i] + 1;
     }
     return close_range(lo, ~0u, 0) < 0 ? -errno : 0;
+}
+
+/* The fds lock-down keeps, sorted, duplicates and -1 dropped. */
+static unsigned kept_fds(const struct sandbox_fds *f,
+                         int keep[SANDBOX_KEEP_MAX + 4])
+{
+    int all[SANDBOX_KEEP_MAX + 4] = {STDERR_FILENO, f->vcpu_fd, f->out_fd,
+                                     f->wvcpu_fd};
+    unsigned n = 4, out = 0;
+    for (unsigned i = 0; i < f->nkeep && i < SANDBOX_KEEP_MAX; i++)
+        all[n++] = f->keep[i];
+    qsort(all, n, sizeof all[0], cmp_int);
+    for (unsigned i = 0; i < n; i++)
+        if (all[i] >= 0 && (out == 0 || keep[out - 1] != all[i]))
+            keep[out++] = all[i];
+    return out;
+}
+
+/* The open-files limit after lock-down: room for every handle, never more
+ * than the hard limit allows. */
+static rlim_t nofile_limit(const int *keep, unsigned n)
+{
+    struct rlimit cur;
+    rlim_t want = (rlim_t)keep[n - 1] + 1 + CT_HANDLES_MAX;
+    if (getrlimit(RLIMIT_NOFILE, &cur) == 0 && cur.rlim_max != RLIM_INFINITY &&
+        cur.rlim_max < want)
+        return cur.rlim_max;
+    return want;
+}
+
+unsigned sandbox_files_max(const struct sandbox_fds *f)
+{
+    int keep[SANDBOX_KEEP_MAX + 4];
+    unsigned n = kept_fds(f, keep);
+    rlim_t lim = nofile_limit(keep, n);
+    /* New fds take the lowest free numbers below the limit; the input is
+     * one of the kept fds and counts as a handle. */
+    rlim_t room = lim > n ? lim - n : 0;
+    return room + 1 < CT_HANDLES_MAX ? (unsigned)room + 1 : CT_HANDLES_MAX;
 }
 
 static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
@@ -104,16 +135,19 @@ static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
 int sandbox_lockdown(const struct sandbox_fds *f, char *err, size_t errlen)
 {
     struct rlimit zero = {0, 0}, nofile;
+    int keep[SANDBOX_KEEP_MAX + 4];
+    unsigned n = kept_fds(f, keep);
     scmp_filter_ctx ctx;
-    int ret, max_fd;
+    int ret;
 
-    if ((ret = close_other_fds(f, &max_fd)) < 0) {
+    if ((ret = close_other_fds(keep, n)) < 0) {
         snprintf(err, errlen, "sandbox: close_range: %s", strerror(-ret));
         return ret;
     }
     /* No core dumps of guest memory; no more fds than backing files need
-     * even if seccomp failed. */
-    nofile.rlim_cur = nofile.rlim_max = (rlim_t)max_fd + 1 + CT_HANDLES_MAX;
+     * even if seccomp failed; and never more than the hard limit, which
+     * only a privileged process could raise. */
+    nofile.rlim_cur = nofile.rlim_max = nofile_limit(keep, n);
     if (setrlimit(RLIMIT_CORE, &zero) < 0 ||
         setrlimit(RLIMIT_NOFILE, &nofile) < 0 ||
         prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0 ||

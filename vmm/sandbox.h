@@ -16,6 +16,13 @@ struct sandbox_fds {
     unsigned nroots;
 };
 
+/* How many files (the input included) the locked-down process will be
+ * able to hold open: the open-files limit is lowered to what the kept fds
+ * plus CT_HANDLES_MAX need, but never above the hard limit (raising that
+ * needs privilege), so a small hard limit bounds the files a chain may
+ * reference. */
+unsigned sandbox_files_max(const struct sandbox_fds *f);
+
 /* Closes every fd but stderr and the given ones, sets rlimits, no_new_privs
  * and a kill-by-default seccomp filter on every thread of the process (the
  * worker vCPU's too). Returns 0 or -errno with err set. */

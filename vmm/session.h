@@ -16,7 +16,9 @@
 #include "window.h"
 #include "worker.h"
 
-#define SESSION_ERR_MAX 512
+/* Room for a full path and the longest guest message: a message's reason
+ * comes last and must never be cut. */
+#define SESSION_ERR_MAX (4096 + CT_MSG_MAX + 256)
 
 struct vmm_limits {
     uint64_t total_ms; /* whole run; 0 = unlimited */
@@ -34,6 +36,7 @@ struct vmm_session {
                                 every open_backing is refused */
     int out_fd;
     uint32_t in_format;
+    bool in_dmg_name; /* if= ends in ".dmg" and -f was not given */
     uint32_t out_format;
     struct window_args args;
     FILE *notice; /* where notices and guest logs go (stderr) */

@@ -6,7 +6,7 @@ int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
            const struct dd_mem *mem, struct g_error *err)
 {
     struct arena heap, io;
-    struct fmt_env env = {ops, err, &heap, &io, mem->par};
+    struct fmt_env env = {ops, err, &heap, &io, mem->par, cfg->files_max};
     struct fmt_reader *r;
     struct fmt_writer w;
     struct window win;
@@ -21,7 +21,8 @@ int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
     b.size &= ~(uint64_t)511;
     if (b.size < 512 || !(b.p = arena_alloc(&io, b.size, 4096)))
         return g_fail(err, G_EINVAL, "engine: I/O area too small");
-    ret = fmt_open(&env, CT_HANDLE_INPUT, cfg->in_format, 0, &r);
+    ret = fmt_open_named(&env, CT_HANDLE_INPUT, cfg->in_format, 0,
+                         cfg->in_dmg_name, &r);
     if (ret != G_OK)
         return ret;
     if (!window_compute(r->vsize, &cfg->args, &win))

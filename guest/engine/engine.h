@@ -7,6 +7,7 @@
 #ifndef INSTAR_GUEST_ENGINE_H
 #define INSTAR_GUEST_ENGINE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "../ct_ops.h"
@@ -32,6 +33,8 @@ struct dd_config {
     uint32_t in_format;  /* CT_FMT_PROBE or a CT_FMT_* */
     uint32_t out_format; /* CT_FMT_* */
     struct window_args args;
+    uint32_t files_max;  /* boot info's files_max; 0: CT_HANDLES_MAX */
+    bool in_dmg_name;    /* the input's name ends in ".dmg" */
 };
 
 /* Memory the guest gives the engine: the heap for driver state and the

@@ -6,6 +6,7 @@
 #ifndef INSTAR_GUEST_FMT_H
 #define INSTAR_GUEST_FMT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,8 @@ struct fmt_env {
     struct arena *heap; /* driver state, tables, zlib state */
     struct arena *io;   /* buffers the host reads into (I/O area) */
     struct par *par;    /* work sharing between vCPUs; NULL: serial */
+    uint32_t files_max; /* handles the host can grant, the input included
+                           (boot info); 0: CT_HANDLES_MAX */
 };
 
 struct fmt_reader {
@@ -61,6 +64,18 @@ struct fmt_probe_result {
  * Raw is the answer when no known magic matches. */
 struct fmt_probe_result fmt_probe(const uint8_t *head, size_t n);
 
+/* Bytes at the end of a file that fmt_probe_tail looks at. */
+#define FMT_PROBE_TAIL_LEN 512u
+
+/* For an image the head calls raw: what its last FMT_PROBE_TAIL_LEN bytes
+ * (tail) and its name say. A DMG carries its "koly" trailer there, and
+ * qemu picks its dmg driver for a name ending in ".dmg". */
+struct fmt_probe_result fmt_probe_tail(const uint8_t *tail, size_t n,
+                                       bool dmg_name);
+
+/* True when the name ends in ".dmg" (qemu's dmg probe looks at names). */
+bool fmt_name_is_dmg(const char *name, size_t len);
+
 /*
  * Opens file `handle` as `format` (CT_FMT_PROBE: detect from content) at
  * chain depth `depth`, allocating the reader from env->heap. Drivers call
@@ -68,6 +83,12 @@ struct fmt_probe_result fmt_probe(const uint8_t *head, size_t n);
  */
 int fmt_open(const struct fmt_env *env, uint32_t handle, uint32_t format,
              unsigned depth, struct fmt_reader **out);
+
+/* fmt_open for a file known by name: when probed, a name ending in ".dmg"
+ * counts as qemu counts it (dmg_name, see fmt_name_is_dmg). */
+int fmt_open_named(const struct fmt_env *env, uint32_t handle,
+                   uint32_t format, unsigned depth, bool dmg_name,
+                   struct fmt_reader **out);
 
 /* Asks the host for the file `name` (name_len bytes, not NUL-terminated)
  * referenced by the image `parent`; fmt names the format for messages. */

@@ -15,19 +15,50 @@ static const struct {
     [CT_FMT_VHDX] = {"vhdx", fmt_vhdx_open},
 };
 
-static int probe(const struct fmt_env *env, uint32_t handle, uint32_t *fmt)
+/* What the end of a file the head calls raw says (dmg). */
+static int probe_tail(const struct fmt_env *env, uint32_t handle,
+                      uint8_t *buf, bool dmg_name,
+                      struct fmt_probe_result *p)
 {
-    uint8_t *head = fmt_io_alloc(env, FMT_PROBE_LEN, "probe", "image head");
+    const struct ct_ops *ops = env->ops;
+    uint64_t size = 0, got = 0;
+    int ret = ops->size(ops->ctx, handle, &size);
+
+    if (ret != CT_OK)
+        return g_fail(env->err, G_EIO, "probe: cannot get the file size: %s",
+                      ct_result_str(ret));
+    if (size >= FMT_PROBE_TAIL_LEN) {
+        ret = fmt_pread_partial(env, handle, size - FMT_PROBE_TAIL_LEN, buf,
+                                FMT_PROBE_TAIL_LEN, &got, "probe");
+        if (ret != G_OK)
+            return ret;
+    }
+    *p = fmt_probe_tail(buf, (size_t)got, dmg_name);
+    return G_OK;
+}
+
+static int probe(const struct fmt_env *env, uint32_t handle, bool dmg_name,
+                 uint32_t *fmt)
+{
+    /* One buffer for head and tail: the head is done with when the tail
+     * is read. */
+    uint8_t *buf = fmt_io_alloc(env, FMT_PROBE_LEN > FMT_PROBE_TAIL_LEN
+                                         ? FMT_PROBE_LEN
+                                         : FMT_PROBE_TAIL_LEN,
+                                "probe", "image head");
     uint64_t got = 0;
     int ret;
 
-    if (!head)
+    if (!buf)
         return G_ENOMEM;
-    ret = fmt_pread_partial(env, handle, 0, head, FMT_PROBE_LEN, &got,
+    ret = fmt_pread_partial(env, handle, 0, buf, FMT_PROBE_LEN, &got,
                             "probe");
     if (ret != G_OK)
         return ret;
-    struct fmt_probe_result p = fmt_probe(head, (size_t)got);
+    struct fmt_probe_result p = fmt_probe(buf, (size_t)got);
+    if (p.format == CT_FMT_RAW &&
+        (ret = probe_tail(env, handle, buf, dmg_name, &p)) != G_OK)
+        return ret;
     if (p.format == CT_FMT_PROBE)
         return g_fail(env->err, G_ENOTSUP,
                       "%s image: format not supported by instar", p.name);
@@ -38,6 +69,13 @@ static int probe(const struct fmt_env *env, uint32_t handle, uint32_t *fmt)
 int fmt_open(const struct fmt_env *env, uint32_t handle, uint32_t format,
              unsigned depth, struct fmt_reader **out)
 {
+    return fmt_open_named(env, handle, format, depth, false, out);
+}
+
+int fmt_open_named(const struct fmt_env *env, uint32_t handle,
+                   uint32_t format, unsigned depth, bool dmg_name,
+                   struct fmt_reader **out)
+{
     struct fmt_reader *r;
     int ret;
 
@@ -45,7 +83,8 @@ int fmt_open(const struct fmt_env *env, uint32_t handle, uint32_t format,
         return g_fail(env->err, G_ECORRUPT,
                       "backing chain is deeper than %u images",
                       (unsigned)LIMIT_CHAIN_DEPTH);
-    if (format == CT_FMT_PROBE && (ret = probe(env, handle, &format)) < 0)
+    if (format == CT_FMT_PROBE &&
+        (ret = probe(env, handle, dmg_name, &format)) < 0)
         return ret;
     if (format >= CT_FMT_COUNT || !drivers[format].open)
         return g_fail(env->err, G_EINVAL, "unknown format %u",
@@ -92,6 +131,14 @@ int fmt_open_backing(const struct fmt_env *env, uint32_t parent,
                       "%s: cannot open '%s': not found or not allowed (files "
                       "an image refers to must be in an allowed directory)",
                       fmt, shown);
+    if (ret == CT_ELIMIT)
+        return g_fail(env->err, G_EIO,
+                      "%s: cannot open '%s': too many files referenced "
+                      "(this run can open at most %u; the open-files limit, "
+                      "ulimit -n, bounds it)",
+                      fmt, shown,
+                      (unsigned)(env->files_max ? env->files_max
+                                                : CT_HANDLES_MAX));
     if (ret != CT_OK)
         return g_fail(env->err, G_EIO, "%s: cannot open '%s': %s", fmt,
                       shown, ct_result_str(ret));

@@ -1,5 +1,6 @@
 /*
- * Format probing from content, never from names. Every format qemu would
+ * Format probing from content (and, for dmg only, from the name, as qemu
+ * does). Every format qemu would
  * recognise is listed, including ones instar cannot read yet: reading such
  * an image as raw would silently produce different bytes than qemu-img, so
  * a recognised-but-unsupported format is reported instead (the caller
@@ -88,4 +89,24 @@ struct fmt_probe_result fmt_probe(const uint8_t *head, size_t n)
         res.name = "vmdk";
     }
     return res;
+}
+
+/* DMG (UDIF): a 512-byte "koly" trailer ends the file. qemu 7.2 chooses
+ * its dmg driver by the name alone (score 2, above raw's 1), so any image
+ * no other format claims is a dmg to qemu when its name ends in ".dmg".
+ * instar has no dmg reader: refuse rather than copy the container. */
+struct fmt_probe_result fmt_probe_tail(const uint8_t *tail, size_t n,
+                                       bool dmg_name)
+{
+    struct fmt_probe_result res = {CT_FMT_RAW, "raw"};
+    if (dmg_name || (n >= FMT_PROBE_TAIL_LEN && memcmp(tail, "koly", 4) == 0)) {
+        res.format = CT_FMT_PROBE;
+        res.name = "dmg";
+    }
+    return res;
+}
+
+bool fmt_name_is_dmg(const char *name, size_t len)
+{
+    return len > 4 && memcmp(name + len - 4, ".dmg", 4) == 0;
 }

@@ -303,7 +303,10 @@ static int open_backing(struct qcow2 *q, struct fmt_reader *r,
                            &h);
     if (ret != G_OK)
         return ret;
-    return fmt_open(env, h, fmt, r->depth + 1, &q->backing);
+    /* qemu probes a backing file without a format by content and name. */
+    return fmt_open_named(env, h, fmt, r->depth + 1,
+                          fmt_name_is_dmg(name, hdr->backing_size),
+                          &q->backing);
 }
 
 static int open_data_file(struct qcow2 *q, const struct qcow2_exts *x)

@@ -8,7 +8,7 @@
 
 Test(abi, version_and_ports)
 {
-    cr_expect_eq(CT_ABI_VERSION, 3u);
+    cr_expect_eq(CT_ABI_VERSION, 4u);
     cr_expect_eq(CT_PORT_BASE, 0x500u);
     cr_expect_eq(CT_CALL_EXIT, 6);
     cr_expect_eq(CT_CALL_OPEN_BACKING, 8);
@@ -16,6 +16,8 @@ Test(abi, version_and_ports)
     cr_expect_eq(CT_CALL_PARK, 10);
     cr_expect_eq(CT_CALL_COUNT, 11);
     cr_expect_eq(CT_VCPUS_MAX, 2u);
+    cr_expect_eq(CT_ELIMIT, -7);
+    cr_expect_eq(CT_BOOT_INPUT_DMG_NAME, 4u);
 }
 
 Test(abi, struct_layout)
@@ -26,6 +28,7 @@ Test(abi, struct_layout)
     cr_expect_eq(sizeof(struct ct_bootinfo), 80u);
     cr_expect_eq(offsetof(struct ct_bootinfo, heap_size), 64u);
     cr_expect_eq(offsetof(struct ct_bootinfo, vcpus), 72u);
+    cr_expect_eq(offsetof(struct ct_bootinfo, files_max), 76u);
     cr_expect_eq(sizeof(struct ct_vcpu_signal), 8u);
     cr_expect_eq(sizeof(struct ct_fault), 32u);
 }

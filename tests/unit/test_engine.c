@@ -25,7 +25,8 @@ static void run_dd(struct run *r, const uint8_t *in, size_t len,
 {
     struct dd_mem mem = {calloc(1, 1 << 20), 1 << 20, calloc(1, iosize),
                          iosize, NULL};
-    struct dd_config cfg = {in_fmt, CT_FMT_RAW, a};
+    struct dd_config cfg = {
+        .in_format = in_fmt, .out_format = CT_FMT_RAW, .args = a};
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, in, len, CT_FMT_RAW, &a);
     struct ct_ops ops = ct_mem_ops(&r->m);
@@ -147,7 +148,8 @@ Test(engine, read_error_names_offset)
     struct run r;
     struct dd_mem mem = {calloc(1, 65536), 65536, calloc(1, 2048), 2048, NULL};
     struct window_args a = {512, 0, 0, 0, 0};
-    struct dd_config cfg = {CT_FMT_RAW, CT_FMT_RAW, a};
+    struct dd_config cfg = {
+        .in_format = CT_FMT_RAW, .out_format = CT_FMT_RAW, .args = a};
     memset(&r.err, 0, sizeof r.err);
     ct_mem_init(&r.m, in, 8192, CT_FMT_RAW, &a);
     r.m.fail_read_at = 3;

@@ -125,7 +125,7 @@ static void ctx_init(struct ctx *c, const struct img *m)
     /* Two workers, as in dd.bin on a 2-CPU host: compressed clusters are
      * inflated by both. */
     c->env = (struct fmt_env){&c->ops, &c->err, &c->heap, &c->io,
-                              par_threads()};
+                              par_threads(), 0};
 }
 
 static int ctx_open(struct ctx *c)
@@ -280,7 +280,8 @@ Test(qcow2, dd_through_the_engine)
     struct dd_mem mem = {calloc(1, 4 << 20), 4 << 20, calloc(1, 8 << 20),
                          8 << 20, NULL};
     struct window_args a = {1000, 4, 1, 1, 1};
-    struct dd_config cfg = {CT_FMT_PROBE, CT_FMT_RAW, a};
+    struct dd_config cfg = {
+        .in_format = CT_FMT_PROBE, .out_format = CT_FMT_RAW, .args = a};
     struct ct_mem cm;
     struct g_error err = {0};
     ct_mem_init(&cm, m.d, m.len, CT_FMT_RAW, &a);

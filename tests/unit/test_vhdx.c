@@ -248,7 +248,8 @@ static void run_dd(struct run *r, const struct img *m, struct window_args a,
 {
     size_t io = 16 * MiB;
     struct dd_mem mem = {calloc(1, 1 << 20), 1 << 20, calloc(1, io), io, NULL};
-    struct dd_config cfg = {CT_FMT_PROBE, CT_FMT_RAW, a};
+    struct dd_config cfg = {
+        .in_format = CT_FMT_PROBE, .out_format = CT_FMT_RAW, .args = a};
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, m->buf, m->len, CT_FMT_RAW, &a);
     if (parent)
@@ -682,7 +683,8 @@ Test(vhdx_bad, forced_format_on_non_vhdx)
     struct run r;
     struct dd_mem mem = {calloc(1, 1 << 20), 1 << 20, calloc(1, 8 * MiB),
                          8 * MiB, NULL};
-    struct dd_config cfg = {CT_FMT_VHDX, CT_FMT_RAW, ALL};
+    struct dd_config cfg = {
+        .in_format = CT_FMT_VHDX, .out_format = CT_FMT_RAW, .args = ALL};
     memset(&r.err, 0, sizeof r.err);
     ct_mem_init(&r.m, junk, sizeof junk, CT_FMT_RAW, &ALL);
     struct ct_ops ops = ct_mem_ops(&r.m);

@@ -130,7 +130,8 @@ static void run_dd(struct run *r, const uint8_t *in, size_t len,
 {
     struct dd_mem mem = {calloc(1, 16 << 20), 16 << 20, calloc(1, 8 << 20),
                          8 << 20, NULL};
-    struct dd_config cfg = {CT_FMT_PROBE, CT_FMT_RAW, a};
+    struct dd_config cfg = {
+        .in_format = CT_FMT_PROBE, .out_format = CT_FMT_RAW, .args = a};
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, in, len, CT_FMT_RAW, &a);
     for (size_t i = 0; i < nfiles; i++)
@@ -490,7 +491,8 @@ Test(vmdk, descriptor_errors)
         struct run r;
         struct dd_mem mem = {calloc(1, 4 << 20), 4 << 20, calloc(1, 4 << 20),
                              4 << 20, NULL};
-        struct dd_config cfg = {CT_FMT_VMDK, CT_FMT_RAW, all};
+        struct dd_config cfg = {
+            .in_format = CT_FMT_VMDK, .out_format = CT_FMT_RAW, .args = all};
         memset(&r.err, 0, sizeof r.err);
         ct_mem_init(&r.m, (const uint8_t *)cases[i].desc,
                     strlen(cases[i].desc), CT_FMT_RAW, &all);

@@ -214,7 +214,7 @@ static void rig_init(struct rig *g, const struct vimg *img)
     arena_init(&g->heap, g->hb, 1 << 20);
     arena_init(&g->io, g->ib, RIG_IO);
     g->buf = arena_alloc(&g->io, 256 << 10, 512);
-    g->env = (struct fmt_env){&g->ops, &g->err, &g->heap, &g->io, NULL};
+    g->env = (struct fmt_env){&g->ops, &g->err, &g->heap, &g->io, NULL, 0};
 }
 
 static int rig_open(struct rig *g, uint32_t fmt)
@@ -821,7 +821,8 @@ Test(vpc, whole_dd_over_engine)
     struct g_error err = {0};
     struct dd_mem mem = {calloc(1, 1 << 20), 1 << 20, calloc(1, 1 << 20),
                          1 << 20, NULL};
-    struct dd_config cfg = {CT_FMT_PROBE, CT_FMT_RAW, a};
+    struct dd_config cfg = {
+        .in_format = CT_FMT_PROBE, .out_format = CT_FMT_RAW, .args = a};
     ct_mem_init(&m, vt.p, vt.len, CT_FMT_RAW, &a);
     ct_mem_add_file(&m, "./base.vhd", vb.p, vb.len);
     struct ct_ops ops = ct_mem_ops(&m);
