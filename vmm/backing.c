@@ -111,50 +111,82 @@ static int add_root(struct vmm_files *f, const char *dir, char *err,
     return 0;
 }
 
+/* Trees a default root may never be: the whole file system, and the
+ * kernel's and the runtime's own (devices, /dev/shm, process memory,
+ * sockets). Only an explicit --backing-dir can name them. */
+static bool default_root_forbidden(const char *dir)
+{
+    static const char *const trees[] = {"/dev", "/proc", "/sys", "/run"};
+    if (!strcmp(dir, "/"))
+        return true;
+    for (size_t i = 0; i < sizeof trees / sizeof trees[0]; i++) {
+        size_t n = strlen(trees[i]);
+        if (!strncmp(dir, trees[i], n) && (dir[n] == '\0' || dir[n] == '/'))
+            return true;
+    }
+    return false;
+}
+
 int backing_init(struct vmm_files *f, const char *in_path, int in_fd,
                  uint64_t in_size, const char *const *extra_dirs,
                  unsigned nextra, char *err, size_t errlen)
 {
-    char dir[PATH_MAX];
+    char dir[PATH_MAX], real[PATH_MAX];
     const char *slash = strrchr(in_path, '/');
     struct stat st;
     int ret;
 
+    if (fstat(in_fd, &st) < 0) {
+        snprintf(err, errlen, "fstat: %s", strerror(errno));
+        return -errno;
+    }
     if (slash == in_path)
         snprintf(dir, sizeof dir, "/");
     else if (slash)
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - in_path), in_path);
     else
         snprintf(dir, sizeof dir, ".");
-    if ((ret = add_root(f, dir, err, errlen)) < 0)
+    if (!realpath(dir, real)) {
+        snprintf(err, errlen, "input directory '%s': %s", dir,
+                 strerror(errno));
+        return -errno;
+    }
+    /* The input's directory is a root by default only for a regular file
+     * outside the forbidden trees: for a block device or /dev/stdin it
+     * would be /dev (a backing name "shm/x" would read /dev/shm/x), for
+     * an input in / the whole file system. */
+    if (S_ISREG(st.st_mode) && !default_root_forbidden(real) &&
+        (ret = add_root(f, real, err, errlen)) < 0)
         return ret;
     for (unsigned i = 0; i < nextra; i++)
         if ((ret = add_root(f, extra_dirs[i], err, errlen)) < 0)
             return ret;
-    if (fstat(in_fd, &st) < 0) {
-        snprintf(err, errlen, "fstat: %s", strerror(errno));
-        return -errno;
-    }
+    /* Relative names are still resolved against the input's directory:
+     * they must then fall inside a --backing-dir. */
     f->files[0] = (struct vmm_file){.fd = in_fd, .size = in_size,
                                     .dev = st.st_dev, .ino = st.st_ino,
-                                    .parent = 0, .depth = 0, .root = 0,
-                                    .dir = pool_add(f, "", 0)};
+                                    .parent = 0, .depth = 0,
+                                    .dir = pool_add(f, real, strlen(real))};
+    if (f->files[0].dir == UINT32_MAX) {
+        snprintf(err, errlen, "input directory '%s': path too long", real);
+        return -ENAMETOOLONG;
+    }
     f->nfiles = 1;
     f->files_max = CT_HANDLES_MAX; /* until the sandbox says otherwise */
     return 0;
 }
 
-/* The pool offset of directory `dir` (n bytes, relative to root). Extents
- * and chains mostly live beside the image naming them: reuse its entry, or
- * the last one added, rather than storing the same directory again. */
+/* The pool offset of the absolute directory `dir` (n bytes). Extents and
+ * chains mostly live beside the image naming them: reuse its entry, or the
+ * last one added, rather than storing the same directory again. */
 static uint32_t pool_dir(struct vmm_files *f, const struct vmm_file *p,
-                         unsigned root, const char *dir, size_t n)
+                         const char *dir, size_t n)
 {
     const struct vmm_file *last = &f->files[f->nfiles - 1];
     const struct vmm_file *cand[2] = {p, last};
     for (unsigned i = 0; i < 2; i++) {
         const char *s = f->pool + cand[i]->dir;
-        if (cand[i]->root == root && strlen(s) == n && !memcmp(s, dir, n))
+        if (strlen(s) == n && !memcmp(s, dir, n))
             return cand[i]->dir;
     }
     return pool_add(f, dir, n);
@@ -169,8 +201,8 @@ static bool lexical_path(struct vmm_files *f, const struct vmm_file *p,
     if (name[0] == '/')
         n = snprintf(joined, sizeof joined, "%s", name);
     else
-        n = snprintf(joined, sizeof joined, "%s/%s/%s",
-                     f->roots[p->root].path, f->pool + p->dir, name);
+        n = snprintf(joined, sizeof joined, "%s/%s", f->pool + p->dir,
+                     name);
     if (n < 0 || (size_t)n >= sizeof joined)
         return false;
     return backing_normalize(joined, out, outlen);
@@ -229,8 +261,10 @@ int backing_open(struct vmm_files *f, uint32_t parent, const char *name,
         close(fd);
         return CT_EPERM;
     }
-    slash = strrchr(rel, '/');
-    uint32_t dir = pool_dir(f, p, root, rel, slash ? (size_t)(slash - rel) : 0);
+    /* path is absolute and normalized, its last component the file. */
+    slash = strrchr(path, '/');
+    uint32_t dir = pool_dir(f, p, path,
+                            slash == path ? 1 : (size_t)(slash - path));
     if (dir == UINT32_MAX) {
         close(fd);
         return CT_ELIMIT;
@@ -239,6 +273,6 @@ int backing_open(struct vmm_files *f, uint32_t parent, const char *name,
     f->files[f->nfiles++] = (struct vmm_file){
         .fd = fd, .size = (uint64_t)st.st_size, .dev = st.st_dev,
         .ino = st.st_ino, .parent = parent, .depth = p->depth + 1,
-        .root = root, .dir = dir};
+        .dir = dir};
     return CT_OK;
 }

@@ -33,8 +33,8 @@ struct vmm_file {
     ino_t ino;
     uint32_t parent; /* handle of the image that named it (self for 0) */
     unsigned depth;  /* 0 for the input */
-    unsigned root;
-    uint32_t dir;    /* offset in the pool: directory, relative to root */
+    uint32_t dir;    /* offset in the pool: its absolute directory, where
+                        the names it holds are resolved */
 };
 
 /* Allocated by the parent before the sandbox: nothing here may allocate
@@ -51,8 +51,9 @@ struct vmm_files {
 
 /*
  * Sets up roots (the input's directory, then each extra directory) and
- * file 0 (the input, already open as in_fd). Returns 0 or -errno with a
- * message in err.
+ * file 0 (the input, already open as in_fd). The input's directory is a
+ * root only for a regular file, and never when it is /, or in /dev,
+ * /proc, /sys or /run. Returns 0 or -errno with a message in err.
  */
 int backing_init(struct vmm_files *f, const char *in_path, int in_fd,
                  uint64_t in_size, const char *const *extra_dirs,

@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,6 +60,129 @@ Test(backing_lexical, find_root_is_by_component)
     cr_expect_not(backing_find_root(&f, "/etc/passwd", &root, &rel));
 }
 
+/* ---- the default root ---------------------------------------------------- */
+
+static int rm_one(const char *p, const struct stat *st, int flag,
+                  struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(p);
+}
+
+/* Tests remove what they create. */
+static void remove_tree(const char *d)
+{
+    if (d[0])
+        nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct vmm_files *files_for(const char *in_path, int in_fd,
+                                   const char *const *extra, unsigned n)
+{
+    static struct vmm_files f;
+    char err[256];
+    memset(&f, 0, sizeof f);
+    cr_assert_eq(backing_init(&f, in_path, in_fd, 0, extra, n, err,
+                              sizeof err), 0, "%s", err);
+    return &f;
+}
+
+Test(backing_policy, regular_input_gets_its_directory)
+{
+    char d[] = "/tmp/instar-policy-XXXXXX", p[PATH_MAX];
+    cr_assert(mkdtemp(d));
+    snprintf(p, sizeof p, "%s/in", d);
+    int fd = open(p, O_RDWR | O_CREAT, 0600);
+    struct vmm_files *f = files_for(p, fd, NULL, 0);
+    cr_expect_eq(f->nroots, 1);
+    cr_expect_str_eq(f->roots[0].path, d);
+    close(fd);
+    close(f->roots[0].fd);
+    remove_tree(d);
+}
+
+Test(backing_policy, non_regular_input_gets_no_default_root)
+{
+    /* A pipe stands for /dev/stdin or a device: its "directory" is no
+     * place to look for backing files. */
+    int pfd[2];
+    cr_assert_eq(pipe(pfd), 0);
+    struct vmm_files *f = files_for("/tmp/in", pfd[0], NULL, 0);
+    cr_expect_eq(f->nroots, 0);
+    close(pfd[0]);
+    close(pfd[1]);
+}
+
+Test(backing_policy, forbidden_trees_are_never_a_default_root)
+{
+    char p[64];
+    int fd = open("/proc/self/exe", O_RDONLY);
+    cr_assert(fd >= 0);
+    /* / itself, and a regular file seen through /proc. */
+    cr_expect_eq(files_for("/disk.qcow2", fd, NULL, 0)->nroots, 0);
+    snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+    cr_expect_eq(files_for(p, fd, NULL, 0)->nroots, 0);
+    cr_expect_eq(files_for("/dev/stdin", fd, NULL, 0)->nroots, 0);
+    cr_expect_eq(files_for("/sys/x", fd, NULL, 0)->nroots, 0);
+    /* An explicit --backing-dir may name them (the docs warn). */
+    const char *root[] = {"/"};
+    struct vmm_files *f = files_for("/disk.qcow2", fd, root, 1);
+    cr_expect_eq(f->nroots, 1);
+    cr_expect_str_eq(f->roots[0].path, "/");
+    close(f->roots[0].fd);
+    close(fd);
+}
+
+Test(backing_policy, limit_is_reported_as_a_limit)
+{
+    char d[] = "/tmp/instar-policy-XXXXXX", p[PATH_MAX];
+    uint32_t h;
+    cr_assert(mkdtemp(d));
+    snprintf(p, sizeof p, "%s/in", d);
+    int fd = open(p, O_RDWR | O_CREAT, 0600);
+    snprintf(p, sizeof p, "%s/a", d);
+    close(open(p, O_RDWR | O_CREAT, 0600));
+    snprintf(p, sizeof p, "%s/in", d);
+    struct vmm_files *f = files_for(p, fd, NULL, 0);
+    f->files_max = 2; /* the input and one more */
+    cr_expect_eq(backing_open(f, 0, "a", 1, &h), CT_OK);
+    cr_expect_eq(backing_open(f, 1, "a", 1, &h), CT_ELIMIT);
+    /* Decided before the name is looked at: a missing file says the
+     * same, so the answer tells nothing about paths. */
+    cr_expect_eq(backing_open(f, 1, "missing", 7, &h), CT_ELIMIT);
+    close(f->files[1].fd);
+    close(f->roots[0].fd);
+    close(fd);
+    remove_tree(d);
+}
+
+Test(backing_policy, one_directory_is_stored_once)
+{
+    char d[] = "/tmp/instar-policy-XXXXXX", p[PATH_MAX], name[8];
+    uint32_t h;
+    cr_assert(mkdtemp(d));
+    snprintf(p, sizeof p, "%s/in", d);
+    int fd = open(p, O_RDWR | O_CREAT, 0600);
+    struct vmm_files *f = files_for(p, fd, NULL, 0);
+    size_t before = f->pool_used;
+    for (int i = 0; i < 50; i++) {
+        snprintf(p, sizeof p, "%s/e%d", d, i);
+        close(open(p, O_RDWR | O_CREAT, 0600));
+        snprintf(name, sizeof name, "e%d", i);
+        cr_assert_eq(backing_open(f, 0, name, (uint32_t)strlen(name), &h),
+                     CT_OK);
+    }
+    cr_expect_eq(f->pool_used, before, "the extents' directory was stored "
+                                       "again");
+    for (unsigned i = 1; i < f->nfiles; i++)
+        close(f->files[i].fd);
+    close(f->roots[0].fd);
+    close(fd);
+    remove_tree(d);
+}
+
 /* ---- through a sandboxed guest ------------------------------------------ */
 
 static char dir[PATH_MAX];
@@ -98,7 +222,12 @@ static void chain(const char *top, const char *const *extra, unsigned n,
     close(r.out_fd);
 }
 
-TestSuite(backing, .init = setup_dir);
+static void remove_dir(void)
+{
+    remove_tree(dir);
+}
+
+TestSuite(backing, .init = setup_dir, .fini = remove_dir);
 
 Test(backing, relative_chain_inside_the_directory)
 {
@@ -190,6 +319,7 @@ Test(backing, extra_directory_only_when_given)
     snprintf(name, sizeof name, "%s/x", extra);
     chain(name, NULL, 0, "chain: 0 granted, then refused");
     chain(name, dirs, 1, "chain: 1 granted, end");
+    remove_tree(extra);
 }
 
 Test(backing, bad_name_address_stops_the_vm)
