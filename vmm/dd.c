@@ -8,12 +8,15 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +29,9 @@
 
 #define DEFAULT_IDLE_MS 30000ull           /* a chunk takes milliseconds */
 #define DEFAULT_TOTAL_MS (12ull * 3600000) /* far beyond any sane image */
+
+/* Messages carry up to two paths and a reason; the reason must fit. */
+#define DD_MSG_MAX (3 * PATH_MAX)
 
 static struct output out;
 static volatile pid_t child_pid;
@@ -67,26 +73,57 @@ void dd_usage(FILE *f)
           f);
 }
 
-static void on_signal(int sig)
+/* Signals whose default action does not end the process. */
+static bool harmless_signal(int sig)
 {
-    const char *tmp = output_tmp_path(&out);
-    if (child_pid > 0)
-        kill(child_pid, SIGKILL);
-    if (tmp)
-        unlink(tmp);
-    signal(sig, SIG_DFL);
-    raise(sig);
+    return sig == SIGCHLD || sig == SIGCONT || sig == SIGSTOP ||
+           sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU ||
+           sig == SIGURG || sig == SIGWINCH || sig == SIGKILL;
 }
 
+/* Any signal that ends the parent ends the run: the sandbox goes first,
+ * then a temporary name if the output has one (an unnamed output simply
+ * disappears), then the parent dies of the same signal. */
+static void on_signal(int sig)
+{
+    if (child_pid > 0)
+        kill(child_pid, SIGKILL);
+    output_signal_cleanup(&out);
+    signal(sig, SIG_DFL);
+    raise(sig); /* delivered when the handler returns */
+}
+
+/* Catches every signal that would end the process and is not ignored
+ * already (nohup's SIGHUP stays ignored). */
 static void catch_signals(void)
 {
-    struct sigaction sa;
+    struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGHUP, &sa, NULL);
+    sigfillset(&sa.sa_mask);
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (harmless_signal(sig) || sigaction(sig, NULL, &old) < 0 ||
+            old.sa_handler != SIG_DFL)
+            continue;
+        sigaction(sig, &sa, NULL); /* glibc's internal ones refuse */
+    }
+}
+
+/* The child takes back the default action of every signal the parent
+ * caught, and dies with the parent however the parent ends (SIGKILL
+ * included). If the parent is gone already, the child was too late to
+ * ask: it quits before building anything. */
+static void child_signals(pid_t parent)
+{
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction old;
+        if (!harmless_signal(sig) && sigaction(sig, NULL, &old) == 0 &&
+            old.sa_handler == on_signal)
+            signal(sig, SIG_DFL);
+    }
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0 ||
+        getppid() != parent)
+        _exit(1);
 }
 
 static uint64_t env_ms(const char *name, uint64_t dflt)
@@ -172,9 +209,6 @@ static void run_child(struct vmm_session *s)
         env_ms("INSTAR_WATCHDOG_TOTAL_MS", DEFAULT_TOTAL_MS),
         env_ms("INSTAR_WATCHDOG_IDLE_MS", DEFAULT_IDLE_MS),
     };
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGHUP, SIG_DFL);
     s->vm = &vm;
     /* INSTAR_VCPUS=1 turns the worker vCPU off (0 or unset: automatic). */
     s->vcpus = (unsigned)env_ms("INSTAR_VCPUS", 0);
@@ -207,12 +241,12 @@ static int wait_child(pid_t pid)
 
 static int run_job(struct vmm_session *s)
 {
-    char err[512];
-    pid_t pid;
+    char err[DD_MSG_MAX];
+    pid_t pid, parent = getpid();
 
     catch_signals();
-    if (output_prepare(&out, s->out_name, err,
-                       sizeof err) < 0) {
+    if (output_prepare(&out, s->out_name, OUTPUT_UNNAMED, err, sizeof err) <
+        0) {
         fprintf(stderr, "instar: %s\n", err);
         return 1;
     }
@@ -224,8 +258,10 @@ static int run_job(struct vmm_session *s)
         output_abort(&out);
         return 1;
     }
-    if (pid == 0)
+    if (pid == 0) {
+        child_signals(parent);
         run_child(s);
+    }
     child_pid = pid;
     if (wait_child(pid) < 0) {
         output_abort(&out);
@@ -243,7 +279,7 @@ int dd_main(int argc, char **argv)
 {
     struct dd_opts o;
     struct vmm_session s;
-    char err[512];
+    char err[DD_MSG_MAX];
     int in_fmt, out_fmt, ret;
 
     if (dd_parse_args(argc, argv, &o, err, sizeof err, stderr) < 0) {

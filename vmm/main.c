@@ -1,6 +1,9 @@
 /* instar: subcommand dispatch. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dd.h"
 #include "instar_ct.h"
@@ -26,8 +29,28 @@ static void usage(FILE *f)
           f);
 }
 
+/* A process started with stdin, stdout or stderr closed would get its
+ * input or output file on fd 0-2, and messages written to stderr would
+ * land in the output. /dev/null takes each closed one, first of all. */
+static int guard_std_fds(void)
+{
+    for (int fd = 0; fd <= 2; fd++) {
+        if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+            continue;
+        int n = open("/dev/null", O_RDWR);
+        if (n != fd) {
+            if (n >= 0)
+                close(n);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (guard_std_fds() < 0)
+        return 1; /* nowhere safe to even say so */
     if (argc < 2) {
         usage(stderr);
         return 1;
