@@ -5,6 +5,7 @@
  * untrusted; a confused guest is a broken guest). Host I/O failures are
  * returned as CT_EIO so the guest can say what it was doing.
  */
+#define _GNU_SOURCE
 #include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -185,6 +186,10 @@ static enum call_next do_write(struct vmm_session *s, uint32_t gpa)
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {
+            /* The guest only learns CT_EIO; the real cause (a full disk,
+             * a quota) is the host's to tell at the end. */
+            if (!s->write_errno)
+                s->write_errno = n < 0 ? errno : ENOSPC;
             a.ret = CT_EIO;
             break;
         }
@@ -260,6 +265,13 @@ static enum call_next do_exit(struct vmm_session *s, uint32_t gpa)
     if (a.msg_len > CT_MSG_MAX || !(p = vmm_gpa(s->vm, a.msg_gpa, a.msg_len)))
         return session_fail(s, "guest stopped: bad exit message");
     sanitize(msg, sizeof msg, p, (size_t)a.msg_len);
+    /* A failed write ends the guest's run too, but its cause is the
+     * output's, not the input's: say so as qemu does, with the file. The
+     * errno text is untranslated: no locale files are opened here. */
+    if (a.status == CT_STATUS_FAIL && s->write_errno)
+        return session_fail(s, "error while writing to output image file "
+                               "'%s': %s",
+                            s->out_name, strerrordesc_np(s->write_errno));
     if (a.status == CT_STATUS_FAIL)
         return session_fail(s, "%s: %s", s->in_name,
                             msg[0] ? msg : "conversion failed");

@@ -50,6 +50,7 @@ struct vmm_session {
     bool begun;
     uint64_t out_limit; /* writes must end at or before this */
     uint64_t out_high;  /* highest byte written + 1 */
+    int write_errno;    /* the first failed write's errno, 0 if none */
     uint64_t calls;
 
     /* Outcome: done is set by exit, fault or any violation. */
