@@ -32,8 +32,10 @@ for t in build/tests/unit/test_unit build/tests/vmm/test_vmm; do
 done
 
 echo "== e2e (pytest)"
+# --basetemp inside $logdir: pytest's temporary directories go with it
+# (pytest 7.2 otherwise keeps the last three in /tmp).
 INSTAR_BIN="$PWD/build/instar" /usr/bin/python3 -m pytest -q -rs \
-    --junitxml="$logdir/e2e.xml" tests/e2e
+    --basetemp="$logdir/pytest" --junitxml="$logdir/e2e.xml" tests/e2e
 prc=$?
 if [ -f "$logdir/e2e.xml" ]; then
     read -r t f e s < <(/usr/bin/python3 - "$logdir/e2e.xml" <<'PY'
