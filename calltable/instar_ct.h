@@ -25,7 +25,7 @@
 #define CT_ULL(x) x##ull
 #endif
 
-#define CT_ABI_VERSION CT_U(4)
+#define CT_ABI_VERSION CT_U(5)
 
 /* ---- Transport ---------------------------------------------------------- */
 
@@ -43,7 +43,11 @@
 #define CT_CALL_OPEN_BACKING 8 /* struct ct_open_backing (ABI 2) */
 #define CT_CALL_WAKE 9         /* struct ct_vcpu_signal, main vCPU (ABI 3) */
 #define CT_CALL_PARK 10        /* struct ct_vcpu_signal, worker vCPU (ABI 3) */
-#define CT_CALL_COUNT 11
+#define CT_CALL_END_OUTPUT 11  /* struct ct_end_output (ABI 5) */
+#define CT_CALL_COUNT 12
+
+/* The last component of of= handed to the guest: at most NAME_MAX. */
+#define CT_OUT_NAME_MAX 255
 
 /* vCPUs: 0 runs the guest's main; 1 (when the boot info says 2) is a
  * worker that runs only the code the main vCPU hands it and may make no
@@ -61,7 +65,9 @@ enum ct_result {
     CT_ERANGE = -4, /* offset/length outside what the call allows */
     CT_ESTATE = -5, /* call not valid now (e.g. write before begin_output) */
     CT_EPERM = -6,  /* the host refuses (policy) */
-    CT_ELIMIT = -7  /* a host limit is reached: open files (ABI 4) */
+    CT_ELIMIT = -7, /* a host limit is reached: open files (ABI 4) */
+    CT_ENOSPC = -8  /* the output's file system is full or over quota
+                       (ABI 5) */
 };
 
 /* Handles the host hands out. The output is written only via CT_CALL_WRITE. */
@@ -124,7 +130,9 @@ struct ct_write {
 };
 
 /* Declares the input's virtual size once, before any write. The host runs
- * the same window math and from then on bounds every write. */
+ * the same window math (shared/window.h), derives the output's virtual
+ * size and the largest file the format may need (shared/output_bound.h),
+ * and from then on refuses every write past that bound. */
 struct ct_begin_output {
     uint32_t format;       /* IN: must equal the boot info's out_format */
     int32_t ret;           /* OUT */
@@ -163,7 +171,18 @@ struct ct_vcpu_signal {
     int32_t ret;        /* OUT */
 };
 
-/* Ends the run. status CT_STATUS_OK means the output is complete. */
+/* Declares the output finished at file_size bytes, once, after the last
+ * write: the host sets the file to that size (the writer may leave holes
+ * at the end, as qemu does). file_size must cover every byte written and
+ * stay within the bound; raw output must be exactly the window's size. */
+struct ct_end_output {
+    uint32_t reserved0; /* IN: must be 0 */
+    int32_t ret;        /* OUT */
+    uint64_t file_size; /* IN */
+};
+
+/* Ends the run. status CT_STATUS_OK means the output is complete: it is
+ * accepted only after end_output. */
 struct ct_exit {
     uint32_t status;  /* IN: enum ct_status */
     int32_t ret;      /* OUT: never written (the VM is gone) */
@@ -195,6 +214,13 @@ struct ct_bootinfo {
     uint32_t vcpus;      /* 1 .. CT_VCPUS_MAX (ABI 3) */
     uint32_t files_max;  /* handles this run can hold, the input included:
                             1 .. CT_HANDLES_MAX (ABI 4) */
+    /* ABI 5: what writers stamp into their outputs. */
+    uint64_t unix_time;  /* seconds since 1970 (vpc timestamps) */
+    uint8_t entropy[32]; /* random bytes (UUIDs, GUIDs, the vmdk CID) */
+    uint32_t out_name_len; /* 0 .. CT_OUT_NAME_MAX */
+    uint32_t reserved1;  /* 0 */
+    char out_name[CT_OUT_NAME_MAX + 1]; /* the last component of of= as
+                                           given (the vmdk extent line) */
 };
 
 #define CT_BOOT_HAS_COUNT CT_U(1)
@@ -300,7 +326,13 @@ CT_ASSERT_OFF(ct_open_backing, name_gpa, 8);
 CT_ASSERT_OFF(ct_open_backing, name_len, 16);
 CT_ASSERT_OFF(ct_open_backing, handle, 20);
 CT_ASSERT_SIZE(ct_vcpu_signal, 8);
-CT_ASSERT_SIZE(ct_bootinfo, 80);
+CT_ASSERT_SIZE(ct_end_output, 16);
+CT_ASSERT_OFF(ct_end_output, file_size, 8);
+CT_ASSERT_SIZE(ct_bootinfo, 384);
+CT_ASSERT_OFF(ct_bootinfo, unix_time, 80);
+CT_ASSERT_OFF(ct_bootinfo, entropy, 88);
+CT_ASSERT_OFF(ct_bootinfo, out_name_len, 120);
+CT_ASSERT_OFF(ct_bootinfo, out_name, 128);
 CT_ASSERT_OFF(ct_bootinfo, vcpus, 72);
 CT_ASSERT_OFF(ct_bootinfo, files_max, 76);
 CT_ASSERT_OFF(ct_bootinfo, bs, 16);

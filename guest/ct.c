@@ -66,6 +66,14 @@ static int hc_begin_output(void *ctx, uint32_t format, uint64_t vsize)
     return a.ret;
 }
 
+static int hc_end_output(void *ctx, uint64_t file_size)
+{
+    (void)ctx;
+    struct ct_end_output a = {.ret = CT_EINVAL, .file_size = file_size};
+    ct_call(CT_CALL_END_OUTPUT, &a);
+    return a.ret;
+}
+
 static void hc_log(void *ctx, const char *msg, uint64_t len)
 {
     (void)ctx;
@@ -116,6 +124,7 @@ const struct ct_ops ct_hypercall_ops = {
     .read = hc_read,
     .write = hc_write,
     .begin_output = hc_begin_output,
+    .end_output = hc_end_output,
     .log = hc_log,
     .open_backing = hc_open_backing,
 };

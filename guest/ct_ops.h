@@ -21,6 +21,7 @@ struct ct_ops {
                 uint64_t len, uint64_t *nread);
     int (*write)(void *ctx, uint64_t off, const void *buf, uint64_t len);
     int (*begin_output)(void *ctx, uint32_t format, uint64_t vsize);
+    int (*end_output)(void *ctx, uint64_t file_size);
     void (*log)(void *ctx, const char *msg, uint64_t len);
     int (*open_backing)(void *ctx, uint32_t parent, const char *name,
                         uint32_t name_len, uint32_t *handle);

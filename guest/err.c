@@ -36,6 +36,8 @@ const char *ct_result_str(int ret)
         return "refused by host policy";
     case CT_ELIMIT:
         return "host limit reached";
+    case CT_ENOSPC:
+        return "no space left on device";
     default:
         return "unknown host error";
     }

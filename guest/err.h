@@ -13,6 +13,7 @@ enum g_err {
     G_OK = 0,
     G_EIO = -5,
     G_ENOMEM = -12,
+    G_ENOSPC = -28,
     G_EINVAL = -22,
     G_ERANGE = -34,
     G_ECORRUPT = -74,

@@ -39,6 +39,12 @@ void guest_main(const struct ct_bootinfo *bi)
                  .has_skip = (bi->flags & CT_BOOT_HAS_SKIP) != 0},
         .files_max = bi->files_max,
         .in_dmg_name = (bi->flags & CT_BOOT_INPUT_DMG_NAME) != 0,
+        .write = {.unix_time = bi->unix_time,
+                  .entropy = bi->entropy,
+                  .out_name = bi->out_name,
+                  .out_name_len = bi->out_name_len <= CT_OUT_NAME_MAX
+                                      ? bi->out_name_len
+                                      : 0},
     };
     struct dd_mem mem = {(void *)(uintptr_t)bi->heap_base, bi->heap_size,
                          (void *)(uintptr_t)bi->io_base, bi->io_size, &par};

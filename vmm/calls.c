@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "output_bound.h"
 #include "session.h"
 
 enum call_next session_fail(struct vmm_session *s, const char *fmt, ...)
@@ -166,8 +167,10 @@ static enum call_next do_write(struct vmm_session *s, uint32_t gpa)
 
     if (!copy_in(s, gpa, &a, sizeof a, "write"))
         return CALL_STOP;
-    if (!s->begun)
-        return session_fail(s, "guest stopped: write before begin_output");
+    if (!s->begun || s->ended)
+        return session_fail(s, "guest stopped: write %s",
+                            s->ended ? "after end_output"
+                                     : "before begin_output");
     if (a.reserved0 != 0)
         return session_fail(s, "guest stopped: write reserved field set");
     if (!(buf = io_buf(s, a.gpa, a.len, "write")))
@@ -188,9 +191,10 @@ static enum call_next do_write(struct vmm_session *s, uint32_t gpa)
         if (n <= 0) {
             /* The guest only learns CT_EIO; the real cause (a full disk,
              * a quota) is the host's to tell at the end. */
+            int e = n < 0 ? errno : ENOSPC;
             if (!s->write_errno)
-                s->write_errno = n < 0 ? errno : ENOSPC;
-            a.ret = CT_EIO;
+                s->write_errno = e;
+            a.ret = e == ENOSPC || e == EDQUOT ? CT_ENOSPC : CT_EIO;
             break;
         }
         done += (uint64_t)n;
@@ -199,13 +203,6 @@ static enum call_next do_write(struct vmm_session *s, uint32_t gpa)
         s->out_high = end;
     COPY_OUT(s, gpa, a, ret);
     return CALL_CONTINUE;
-}
-
-uint64_t calls_output_limit(uint32_t format, uint64_t out_size)
-{
-    /* Only raw output exists so far; structured writers will add their
-     * metadata bound here. */
-    return format == CT_FMT_RAW ? out_size : 0;
 }
 
 static enum call_next do_begin_output(struct vmm_session *s, uint32_t gpa)
@@ -222,8 +219,10 @@ static enum call_next do_begin_output(struct vmm_session *s, uint32_t gpa)
                                "expected %u",
                             (unsigned)a.format, (unsigned)s->out_format);
     /* The same window math the guest used, on the size it claims: the
-     * guest cannot widen what it may write. */
-    if (!window_compute(a.virtual_size, &s->args, &w))
+     * guest cannot widen what it may write. A size the format cannot take
+     * is the guest's to refuse before it gets here. */
+    if (!window_compute(a.virtual_size, &s->args, &w) ||
+        !output_vsize(s->out_format, w.out_size, &s->out_vsize))
         return session_fail(s, "guest stopped: begin_output virtual size "
                                "%llu out of range",
                             (unsigned long long)a.virtual_size);
@@ -231,7 +230,8 @@ static enum call_next do_begin_output(struct vmm_session *s, uint32_t gpa)
         fprintf(s->notice, "instar: %s: cannot skip to specified offset\n",
                 s->in_name);
     s->begun = true;
-    s->out_limit = calls_output_limit(s->out_format, w.out_size);
+    s->window_out = w.out_size;
+    s->out_limit = output_bound(s->out_format, s->out_vsize);
     a.ret = CT_OK;
     COPY_OUT(s, gpa, a, ret);
     return CALL_CONTINUE;
@@ -278,14 +278,45 @@ static enum call_next do_exit(struct vmm_session *s, uint32_t gpa)
     if (a.status != CT_STATUS_OK)
         return session_fail(s, "guest stopped: bad exit status %u",
                             (unsigned)a.status);
-    if (!s->begun || s->out_high != s->out_limit)
-        return session_fail(s, "guest stopped: finished without writing the "
-                               "whole output (%llu of %llu bytes)",
-                            (unsigned long long)s->out_high,
-                            (unsigned long long)s->out_limit);
+    if (!s->ended)
+        return session_fail(s, "guest stopped: finished without end_output");
     s->done = true;
     s->ok = true;
     return CALL_STOP;
+}
+
+static enum call_next do_end_output(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_end_output a;
+
+    if (!copy_in(s, gpa, &a, sizeof a, "end_output"))
+        return CALL_STOP;
+    if (!s->begun || s->ended)
+        return session_fail(s, "guest stopped: end_output %s",
+                            s->ended ? "twice" : "before begin_output");
+    if (a.reserved0 != 0)
+        return session_fail(s, "guest stopped: end_output reserved field "
+                               "set");
+    /* The size must hold everything written and nothing past the bound;
+     * a raw output is exactly the window. */
+    if (a.file_size < s->out_high || a.file_size > s->out_limit ||
+        (s->out_format == CT_FMT_RAW && a.file_size != s->window_out))
+        return session_fail(s,
+                            "guest stopped: end_output size %llu (written "
+                            "up to %llu, bound %llu)",
+                            (unsigned long long)a.file_size,
+                            (unsigned long long)s->out_high,
+                            (unsigned long long)s->out_limit);
+    a.ret = CT_OK;
+    if (ftruncate(s->out_fd, (off_t)a.file_size) < 0) {
+        int e = errno;
+        if (!s->write_errno)
+            s->write_errno = e;
+        a.ret = e == ENOSPC || e == EDQUOT ? CT_ENOSPC : CT_EIO;
+    }
+    s->ended = a.ret == CT_OK;
+    COPY_OUT(s, gpa, a, ret);
+    return CALL_CONTINUE;
 }
 
 static enum call_next do_open_backing(struct vmm_session *s, uint32_t gpa)
@@ -368,40 +399,44 @@ static enum call_next do_wake(struct vmm_session *s, uint32_t gpa)
     return CALL_CONTINUE;
 }
 
+static enum call_next do_park(struct vmm_session *s, uint32_t gpa)
+{
+    (void)gpa;
+    return session_fail(s, "guest stopped: park from the main vCPU (only "
+                           "the worker vCPU parks)");
+}
+
+typedef enum call_next (*call_fn)(struct vmm_session *, uint32_t);
+
+/* Indexed by call number. Every port the guest's I/O bitmap opens but no
+ * call owns, and any slot left empty, stops the VM: a call is never served
+ * by another call's handler. */
+static const call_fn handlers[CT_CALL_COUNT] = {
+    [CT_CALL_HELLO] = do_hello,
+    [CT_CALL_SIZE] = do_size,
+    [CT_CALL_READ] = do_read,
+    [CT_CALL_WRITE] = do_write,
+    [CT_CALL_BEGIN_OUTPUT] = do_begin_output,
+    [CT_CALL_LOG] = do_log,
+    [CT_CALL_EXIT] = do_exit,
+    [CT_CALL_FAULT] = do_fault,
+    [CT_CALL_OPEN_BACKING] = do_open_backing,
+    [CT_CALL_WAKE] = do_wake,
+    [CT_CALL_PARK] = do_park,
+    [CT_CALL_END_OUTPUT] = do_end_output,
+};
+
 enum call_next calls_dispatch(struct vmm_session *s, uint16_t port,
                               uint32_t gpa)
 {
     unsigned nr = (unsigned)port - CT_PORT_BASE;
 
-    if (port < CT_PORT_BASE || nr >= CT_CALL_COUNT)
+    if (port < CT_PORT_BASE || nr >= CT_CALL_COUNT || !handlers[nr])
         return session_fail(s, "guest stopped: unknown call (port 0x%x)",
                             (unsigned)port);
     s->calls++;
-    if (nr == CT_CALL_FAULT)
-        return do_fault(s, gpa);
-    if (!s->hello && nr != CT_CALL_HELLO && nr != CT_CALL_EXIT)
+    if (!s->hello && nr != CT_CALL_HELLO && nr != CT_CALL_EXIT &&
+        nr != CT_CALL_FAULT)
         return session_fail(s, "guest stopped: call %u before hello", nr);
-    switch (nr) {
-    case CT_CALL_HELLO:
-        return do_hello(s, gpa);
-    case CT_CALL_SIZE:
-        return do_size(s, gpa);
-    case CT_CALL_READ:
-        return do_read(s, gpa);
-    case CT_CALL_WRITE:
-        return do_write(s, gpa);
-    case CT_CALL_BEGIN_OUTPUT:
-        return do_begin_output(s, gpa);
-    case CT_CALL_LOG:
-        return do_log(s, gpa);
-    case CT_CALL_OPEN_BACKING:
-        return do_open_backing(s, gpa);
-    case CT_CALL_WAKE:
-        return do_wake(s, gpa);
-    case CT_CALL_PARK:
-        return session_fail(s, "guest stopped: park from the main vCPU "
-                               "(only the worker vCPU parks)");
-    default:
-        return do_exit(s, gpa);
-    }
+    return handlers[nr](s, gpa);
 }

@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/random.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sandbox.h"
@@ -60,7 +61,20 @@ static unsigned want_vcpus(const struct vmm_session *s)
     return CPU_COUNT(&set) >= 2 ? 2 : 1;
 }
 
-static void write_bootinfo(struct vmm_session *s)
+/* The last component of of= as given: qemu writes it into a vmdk's extent
+ * line. */
+static void out_base(const char *of, struct ct_bootinfo *bi)
+{
+    const char *slash = of ? strrchr(of, '/') : NULL;
+    const char *base = slash ? slash + 1 : of ? of : "";
+    size_t n = strlen(base);
+    if (n > CT_OUT_NAME_MAX)
+        n = 0; /* cannot be: the output was created with this name */
+    memcpy(bi->out_name, base, n);
+    bi->out_name_len = (uint32_t)n;
+}
+
+static void write_bootinfo(struct vmm_session *s, const uint8_t *entropy)
 {
     struct ct_bootinfo bi = {
         .abi_version = CT_ABI_VERSION,
@@ -78,7 +92,10 @@ static void write_bootinfo(struct vmm_session *s)
         .heap_size = CT_HEAP_SIZE,
         .vcpus = s->worker ? 2 : 1,
         .files_max = s->files->files_max,
+        .unix_time = (uint64_t)time(NULL),
     };
+    memcpy(bi.entropy, entropy, sizeof bi.entropy);
+    out_base(s->out_name, &bi);
     memcpy(vmm_gpa(s->vm, CT_BOOTINFO_GPA, sizeof bi), &bi, sizeof bi);
 }
 
@@ -185,6 +202,7 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
     char err[256];
     struct sandbox_fds f = {.wvcpu_fd = -1};
     uint64_t canary;
+    uint8_t entropy[sizeof ((struct ct_bootinfo *)0)->entropy];
     int ret;
 
     if (!s->files) {
@@ -221,12 +239,13 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
     for (unsigned i = 0; i < s->files->nroots && i < VMM_ROOTS_MAX; i++)
         f.keep[f.nkeep++] = f.roots[f.nroots++] = s->files->roots[i].fd;
     s->files->files_max = lockdown ? sandbox_files_max(&f) : CT_HANDLES_MAX;
-    if (getrandom(&canary, sizeof canary, 0) != sizeof canary) {
+    if (getrandom(&canary, sizeof canary, 0) != sizeof canary ||
+        getrandom(entropy, sizeof entropy, 0) != sizeof entropy) {
         snprintf(err, sizeof err, "getrandom: %s", strerror(errno));
         ret = -errno;
         goto fail;
     }
-    write_bootinfo(s);
+    write_bootinfo(s, entropy);
     if ((ret = cpu_setup(s->vm, CT_IMAGE_GPA, CT_BOOTINFO_GPA, canary, err,
                          sizeof err)) < 0)
         goto fail;

@@ -108,6 +108,9 @@ static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pread64), 0);
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pwrite64), 1,
                           SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->out_fd));
+    /* end_output: the output's final size (a writer may end in a hole). */
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ftruncate), 1,
+                          SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->out_fd));
     /* Backing files: openat2 only from an allowed directory fd (the host
      * adds RESOLVE_BENEATH; the policy in backing.c runs first), fstat to
      * check it is a regular file, close to drop a refused one. */

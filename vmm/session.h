@@ -29,7 +29,8 @@ struct vmm_session {
     /* Set up by the caller. */
     struct vm *vm;
     const char *in_name;  /* for messages only */
-    const char *out_name; /* for messages only */
+    const char *out_name; /* for messages; its last component goes to the
+                             guest (the vmdk extent line) */
     int in_fd;
     uint64_t in_size;
     struct vmm_files *files; /* NULL: vmm_run makes one with no roots, so
@@ -48,7 +49,11 @@ struct vmm_session {
     /* Progress, owned by calls.c. */
     bool hello;
     bool begun;
-    uint64_t out_limit; /* writes must end at or before this */
+    bool ended;         /* end_output accepted */
+    uint64_t window_out; /* the window's length rounded up to 512 */
+    uint64_t out_vsize; /* the output's virtual size (vpc: CHS-rounded) */
+    uint64_t out_limit; /* writes must end at or before this: the format's
+                           largest file (shared/output_bound.h) */
     uint64_t out_high;  /* highest byte written + 1 */
     int write_errno;    /* the first failed write's errno, 0 if none */
     uint64_t calls;
@@ -78,10 +83,6 @@ int calls_fault_msg(const struct vm *vm, uint32_t gpa, char *buf,
  * well-formed 4-byte port write (a call), else -1 with buf saying why. */
 int run_exit_call(const struct vm *vm, const struct kvm_run *run,
                   uint16_t *port, uint32_t *data, char *buf, size_t len);
-
-/* Largest output file the format may need for an output of out_size
- * virtual bytes (raw: exactly out_size). */
-uint64_t calls_output_limit(uint32_t format, uint64_t out_size);
 
 /* Creates the VM, loads the guest image, runs it to completion (run.c).
  * With lockdown, the sandbox is applied before the first KVM_RUN.

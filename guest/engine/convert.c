@@ -21,7 +21,7 @@ int engine_copy(struct fmt_reader *r, struct fmt_writer *w, uint64_t start,
         ret = r->read(r, start + done, b->p, n);
         if (ret != G_OK)
             return ret;
-        ret = w->write(w, done, b->p, n);
+        ret = fmt_writer_write(w, done, b->p, n);
         if (ret != G_OK)
             return ret;
         done += n;
@@ -30,9 +30,19 @@ int engine_copy(struct fmt_reader *r, struct fmt_writer *w, uint64_t start,
      * zeros, never input bytes past the window. */
     if (out_size > len) {
         memset(b->p, 0, (size_t)(out_size - len));
-        ret = w->write(w, len, b->p, out_size - len);
+        ret = fmt_writer_write(w, len, b->p, out_size - len);
         if (ret != G_OK)
             return ret;
     }
-    return w->finish(w);
+    uint64_t file_size = 0;
+    if ((ret = fmt_writer_finish(w, &file_size)) != G_OK)
+        return ret;
+    const struct ct_ops *ops = w->env->ops;
+    ret = ops->end_output(ops->ctx, file_size);
+    if (ret != CT_OK)
+        return g_fail(err, ret == CT_ENOSPC ? G_ENOSPC : G_EIO,
+                      "%s: cannot finish the output at %llu bytes: %s",
+                      w->name, (unsigned long long)file_size,
+                      ct_result_str(ret));
+    return G_OK;
 }

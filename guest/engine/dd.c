@@ -1,6 +1,21 @@
-/* dd = open the input, compute the window, declare the output, copy. */
+/* dd = open the input, compute the window, open the writer, declare the
+ * output, copy. */
 #include "engine.h"
+#include "output_bound.h"
 #include "../rt/rt.h"
+
+/* qemu-img's refusal of a size the output format cannot hold. */
+static int too_large(struct g_error *err, uint32_t format, uint64_t size)
+{
+    static const char *const names[CT_FMT_COUNT] = {
+        [CT_FMT_QCOW2] = "qcow2", [CT_FMT_VMDK] = "vmdk",
+        [CT_FMT_VPC] = "vpc", [CT_FMT_VHDX] = "vhdx"};
+    const char *name = format < CT_FMT_COUNT && names[format]
+                           ? names[format] : "output";
+    return g_fail(err, G_ERANGE,
+                  "The image size is too large for file format '%s' "
+                  "(%llu bytes)", name, (unsigned long long)size);
+}
 
 int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
            const struct dd_mem *mem, struct g_error *err)
@@ -8,8 +23,10 @@ int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
     struct arena heap, io;
     struct fmt_env env = {ops, err, &heap, &io, mem->par, cfg->files_max};
     struct fmt_reader *r;
-    struct fmt_writer w;
+    struct fmt_writer *w;
+    struct fmt_write_opts opts = cfg->write;
     struct window win;
+    uint64_t vsize;
     struct engine_buf b;
     int ret;
 
@@ -28,15 +45,16 @@ int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
     if (!window_compute(r->vsize, &cfg->args, &win))
         return g_fail(err, G_ERANGE, "%s: virtual size %llu is too large",
                       r->name, (unsigned long long)r->vsize);
+    if (!output_vsize(cfg->out_format, win.out_size, &vsize))
+        return too_large(err, cfg->out_format, win.out_size);
+    /* qemu-img dd writes in requests of bs bytes. */
+    opts.request_size = cfg->args.bs;
+    ret = fmt_writer_open(&env, cfg->out_format, vsize, &opts, &w);
+    if (ret != G_OK)
+        return ret;
     ret = ops->begin_output(ops->ctx, cfg->out_format, r->vsize);
     if (ret != CT_OK)
         return g_fail(err, G_EIO, "host refused the output: %s",
                       ct_result_str(ret));
-    if (cfg->out_format != CT_FMT_RAW)
-        return g_fail(err, G_ENOTSUP, "output format %u not supported yet",
-                      (unsigned)cfg->out_format);
-    ret = fmt_raw_writer_open(&env, win.out_size, &w);
-    if (ret != G_OK)
-        return ret;
-    return engine_copy(r, &w, win.start, win.end, win.out_size, &b, err);
+    return engine_copy(r, w, win.start, win.end, win.out_size, &b, err);
 }

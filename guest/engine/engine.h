@@ -24,7 +24,8 @@ struct engine_buf {
 };
 
 /* Copies virtual bytes [start, end) of r to [0, end - start) of w, then
- * zeros up to out_size (the 512-byte rounding). */
+ * zeros up to out_size (the 512-byte rounding), finishes w and declares
+ * the output's final size to the host. */
 int engine_copy(struct fmt_reader *r, struct fmt_writer *w, uint64_t start,
                 uint64_t end, uint64_t out_size, const struct engine_buf *b,
                 struct g_error *err);
@@ -35,6 +36,8 @@ struct dd_config {
     struct window_args args;
     uint32_t files_max;  /* boot info's files_max; 0: CT_HANDLES_MAX */
     bool in_dmg_name;    /* the input's name ends in ".dmg" */
+    struct fmt_write_opts write; /* what the writer stamps (boot info);
+                                    request_size is set from bs */
 };
 
 /* Memory the guest gives the engine: the heap for driver state and the

@@ -41,15 +41,69 @@ struct fmt_reader {
     void *priv;         /* the driver's state */
 };
 
+/* What a writer stamps into its output; the boot info supplies it. */
+struct fmt_write_opts {
+    uint64_t unix_time;      /* seconds since 1970 (vpc timestamp) */
+    const uint8_t *entropy;  /* FMT_ENTROPY_LEN random bytes (UUIDs, CID) */
+    const char *out_name;    /* the last component of of= (vmdk extent) */
+    uint32_t out_name_len;
+    /* The size of the requests qemu-img would write in (dd: bs): where
+     * qemu puts a qcow2 refcount block past 2 GiB of file depends on it.
+     * 0: no preference. */
+    uint64_t request_size;
+};
+
+#define FMT_ENTROPY_LEN 32u
+
+/*
+ * A writer turns a virtual disk of vsize bytes into an image file, written
+ * through env->ops->write and nothing else. The engine's promises (checked
+ * by fmt_writer_write/_zero, which the engine calls instead of the
+ * function pointers):
+ *  - write() and zero() cover [0, data_end) in order: each call starts
+ *    where the previous one ended, with any length (not whole sectors);
+ *  - zero(off, len) says [off, off + len) is all zeros and may stay
+ *    unallocated (sparse outputs: convert). dd never calls it: its output
+ *    is dense, and zeros are written like any data, as qemu-img dd does;
+ *  - finish() comes once, after the last call. [data_end, vsize) reads as
+ *    zeros and stays unallocated (vpc's CHS padding). finish writes what
+ *    depends on the whole image (tables of the last span, footers) and
+ *    says how large the file is; the engine declares that to the host
+ *    (end_output), which may extend the file with a hole.
+ * A writer holds metadata only for the span it is filling (an L2 table, a
+ * grain table, a stretch of BAT): a table is written when its span is
+ * done, so memory does not grow with the image. Writers may rely on their
+ * vsize having passed output_vsize() (shared/output_bound.h), and must
+ * never write past output_bound(): the host stops the run if they do.
+ */
 struct fmt_writer {
     const char *name;
-    uint64_t vsize; /* virtual size of the output */
-    /* Writes len bytes of virtual disk at off from buf (I/O area). */
+    uint64_t vsize;
+    const struct fmt_env *env;
+    const struct fmt_write_opts *opts;
+    void *priv; /* the writer's state */
     int (*write)(struct fmt_writer *w, uint64_t off, const void *buf,
                  uint64_t len);
-    int (*finish)(struct fmt_writer *w);
-    const struct fmt_env *env;
+    int (*zero)(struct fmt_writer *w, uint64_t off, uint64_t len);
+    int (*finish)(struct fmt_writer *w, uint64_t *file_size);
+    uint64_t pos; /* where the next write or zero must start (engine) */
 };
+
+/* Opens a writer for `format` with virtual size vsize, allocated from
+ * env->heap; G_ENOTSUP for a format without a writer. */
+int fmt_writer_open(const struct fmt_env *env, uint32_t format,
+                    uint64_t vsize, const struct fmt_write_opts *opts,
+                    struct fmt_writer **out);
+/* The engine's calls: the order promise is checked, then passed on. */
+int fmt_writer_write(struct fmt_writer *w, uint64_t off, const void *buf,
+                     uint64_t len);
+int fmt_writer_zero(struct fmt_writer *w, uint64_t off, uint64_t len);
+int fmt_writer_finish(struct fmt_writer *w, uint64_t *file_size);
+
+/* For writers: writes len bytes of buf (I/O area) at file offset off of
+ * the output; a failure names the format and the offset. */
+int fmt_out_write(const struct fmt_writer *w, uint64_t off, const void *buf,
+                  uint64_t len);
 
 /* What the first bytes of an image say it is. */
 struct fmt_probe_result {
@@ -154,7 +208,8 @@ int fmt_vpc_open(const struct fmt_env *env, uint32_t handle,
 int fmt_vhdx_open(const struct fmt_env *env, uint32_t handle,
                   struct fmt_reader *r);
 
-int fmt_raw_writer_open(const struct fmt_env *env, uint64_t vsize,
-                        struct fmt_writer *w);
+/* Writers: set name, write, zero, finish and priv on w (vsize, env and
+ * opts are set by fmt_writer_open). */
+int fmt_raw_writer_open(struct fmt_writer *w);
 
 #endif

@@ -1,18 +1,22 @@
-/* The format registry: probe, pick the driver, bound the chain depth. */
+/* The format registry: probe, pick the reader or writer, bound the chain
+ * depth. */
 #include "fmt.h"
 #include "../rt/rt.h"
 
 typedef int (*open_fn)(const struct fmt_env *, uint32_t, struct fmt_reader *);
+typedef int (*writer_open_fn)(struct fmt_writer *);
 
+/* One row a format: its name, its reader, its writer (NULL: none yet). */
 static const struct {
     const char *name;
     open_fn open;
+    writer_open_fn writer_open;
 } drivers[CT_FMT_COUNT] = {
-    [CT_FMT_RAW] = {"raw", fmt_raw_open},
-    [CT_FMT_QCOW2] = {"qcow2", fmt_qcow2_open},
-    [CT_FMT_VMDK] = {"vmdk", fmt_vmdk_open},
-    [CT_FMT_VPC] = {"vpc", fmt_vpc_open},
-    [CT_FMT_VHDX] = {"vhdx", fmt_vhdx_open},
+    [CT_FMT_RAW] = {"raw", fmt_raw_open, fmt_raw_writer_open},
+    [CT_FMT_QCOW2] = {"qcow2", fmt_qcow2_open, NULL},
+    [CT_FMT_VMDK] = {"vmdk", fmt_vmdk_open, NULL},
+    [CT_FMT_VPC] = {"vpc", fmt_vpc_open, NULL},
+    [CT_FMT_VHDX] = {"vhdx", fmt_vhdx_open, NULL},
 };
 
 /* What the end of a file the head calls raw says (dmg). */
@@ -104,6 +108,32 @@ int fmt_open_named(const struct fmt_env *env, uint32_t handle,
                       (unsigned long long)r->vsize,
                       (unsigned long long)LIMIT_VSIZE);
     *out = r;
+    return G_OK;
+}
+
+int fmt_writer_open(const struct fmt_env *env, uint32_t format,
+                    uint64_t vsize, const struct fmt_write_opts *opts,
+                    struct fmt_writer **out)
+{
+    struct fmt_writer *w;
+    int ret;
+
+    if (format >= CT_FMT_COUNT || !drivers[format].name)
+        return g_fail(env->err, G_EINVAL, "unknown output format %u",
+                      (unsigned)format);
+    if (!drivers[format].writer_open)
+        return g_fail(env->err, G_ENOTSUP,
+                      "output format '%s' is not supported yet",
+                      drivers[format].name);
+    w = fmt_alloc(env, sizeof *w, drivers[format].name, "writer");
+    if (!w)
+        return G_ENOMEM;
+    w->vsize = vsize;
+    w->env = env;
+    w->opts = opts;
+    if ((ret = drivers[format].writer_open(w)) != G_OK)
+        return ret;
+    *out = w;
     return G_OK;
 }
 

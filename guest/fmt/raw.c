@@ -36,33 +36,3 @@ int fmt_raw_open(const struct fmt_env *env, uint32_t handle,
     r->handle = handle;
     return G_OK;
 }
-
-static int raw_write(struct fmt_writer *w, uint64_t off, const void *buf,
-                     uint64_t len)
-{
-    const struct ct_ops *ops = w->env->ops;
-    int ret = ops->write(ops->ctx, off, buf, len);
-    if (ret != CT_OK)
-        return g_fail(w->env->err, G_EIO,
-                      "raw: write of %llu bytes at offset %llu failed: %s",
-                      (unsigned long long)len, (unsigned long long)off,
-                      ct_result_str(ret));
-    return G_OK;
-}
-
-static int raw_finish(struct fmt_writer *w)
-{
-    (void)w;
-    return G_OK;
-}
-
-int fmt_raw_writer_open(const struct fmt_env *env, uint64_t vsize,
-                        struct fmt_writer *w)
-{
-    w->name = "raw";
-    w->vsize = vsize;
-    w->write = raw_write;
-    w->finish = raw_finish;
-    w->env = env;
-    return G_OK;
-}

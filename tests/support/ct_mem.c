@@ -1,5 +1,7 @@
 #include "ct_mem.h"
 
+#include "output_bound.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -81,11 +83,33 @@ static int m_begin_output(void *ctx, uint32_t format, uint64_t vsize)
     struct window w;
     if (m->begun || format != m->out_format)
         return CT_ESTATE;
-    if (!window_compute(vsize, &m->args, &w))
+    if (!window_compute(vsize, &m->args, &w) ||
+        !output_vsize(format, w.out_size, &m->out_vsize))
         return CT_EINVAL;
     m->begun = true;
-    m->out_limit = w.out_size;
+    m->window_out = w.out_size;
+    m->out_limit = output_bound(format, m->out_vsize);
     m->skip_notice = w.skip_past_end;
+    return CT_OK;
+}
+
+static int m_end_output(void *ctx, uint64_t file_size)
+{
+    struct ct_mem *m = ctx;
+    if (!m->begun || m->ended || file_size < m->out_len ||
+        file_size > m->out_limit)
+        return CT_ESTATE;
+    /* Like the host's ftruncate: the file ends at file_size. */
+    if (file_size > m->out_cap) {
+        uint8_t *p = realloc(m->out, (size_t)file_size);
+        if (!p)
+            return CT_EIO;
+        memset(p + m->out_cap, 0, (size_t)(file_size - m->out_cap));
+        m->out = p;
+        m->out_cap = (size_t)file_size;
+    }
+    m->out_len = (size_t)file_size;
+    m->ended = true;
     return CT_OK;
 }
 
@@ -149,7 +173,13 @@ void ct_mem_free(struct ct_mem *m)
 
 struct ct_ops ct_mem_ops(struct ct_mem *m)
 {
-    struct ct_ops ops = {m,           m_size, m_read, m_write, m_begin_output,
-                         m_log,       m_open_backing};
+    struct ct_ops ops = {.ctx = m,
+                         .size = m_size,
+                         .read = m_read,
+                         .write = m_write,
+                         .begin_output = m_begin_output,
+                         .end_output = m_end_output,
+                         .log = m_log,
+                         .open_backing = m_open_backing};
     return ops;
 }

@@ -38,7 +38,10 @@ struct ct_mem {
     size_t out_len;
     size_t out_cap;
     bool begun;
-    uint64_t out_limit;
+    bool ended;          /* end_output accepted: out_len is the file size */
+    uint64_t window_out; /* the window rounded up to 512 */
+    uint64_t out_vsize;  /* the output's virtual size */
+    uint64_t out_limit;  /* output_bound() of the format */
     bool skip_notice;
     unsigned reads, writes;
     int fail_read_at; /* fail the Nth read with CT_EIO (1-based); 0 = never */

@@ -8,13 +8,15 @@
 
 Test(abi, version_and_ports)
 {
-    cr_expect_eq(CT_ABI_VERSION, 4u);
+    cr_expect_eq(CT_ABI_VERSION, 5u);
     cr_expect_eq(CT_PORT_BASE, 0x500u);
     cr_expect_eq(CT_CALL_EXIT, 6);
     cr_expect_eq(CT_CALL_OPEN_BACKING, 8);
     cr_expect_eq(CT_CALL_WAKE, 9);
     cr_expect_eq(CT_CALL_PARK, 10);
-    cr_expect_eq(CT_CALL_COUNT, 11);
+    cr_expect_eq(CT_CALL_END_OUTPUT, 11);
+    cr_expect_eq(CT_CALL_COUNT, 12);
+    cr_expect_eq(CT_ENOSPC, -8);
     cr_expect_eq(CT_VCPUS_MAX, 2u);
     cr_expect_eq(CT_ELIMIT, -7);
     cr_expect_eq(CT_BOOT_INPUT_DMG_NAME, 4u);
@@ -25,7 +27,9 @@ Test(abi, struct_layout)
     cr_expect_eq(sizeof(struct ct_read), 40u);
     cr_expect_eq(offsetof(struct ct_read, nread), 32u);
     cr_expect_eq(sizeof(struct ct_write), 32u);
-    cr_expect_eq(sizeof(struct ct_bootinfo), 80u);
+    cr_expect_eq(sizeof(struct ct_bootinfo), 384u);
+    cr_expect_eq(offsetof(struct ct_bootinfo, out_name), 128u);
+    cr_expect_eq(sizeof(struct ct_end_output), 16u);
     cr_expect_eq(offsetof(struct ct_bootinfo, heap_size), 64u);
     cr_expect_eq(offsetof(struct ct_bootinfo, vcpus), 72u);
     cr_expect_eq(offsetof(struct ct_bootinfo, files_max), 76u);

@@ -35,10 +35,19 @@ static void write_call(uint64_t off, uint64_t gpa, uint64_t len)
     call(CT_PORT_BASE + CT_CALL_WRITE, &a);
 }
 
+static uint32_t out_format; /* the boot info's */
+
 static void begin(uint64_t vsize)
 {
-    struct ct_begin_output a = {.format = CT_FMT_RAW, .virtual_size = vsize};
+    struct ct_begin_output a = {.format = out_format, .virtual_size = vsize};
     call(CT_PORT_BASE + CT_CALL_BEGIN_OUTPUT, &a);
+}
+
+static int end(uint64_t file_size)
+{
+    struct ct_end_output a = {.ret = CT_EINVAL, .file_size = file_size};
+    call(CT_PORT_BASE + CT_CALL_END_OUTPUT, &a);
+    return a.ret;
 }
 
 /*
@@ -140,13 +149,57 @@ void guest_main(const struct ct_bootinfo *bi)
 {
     uint64_t io = bi->io_base;
 
+    out_format = bi->out_format;
     if (bi->bs != H_CALL_BEFORE_HELLO && bi->bs != H_BAD_PORT_CPL3 &&
         ct_hello() != CT_OK)
         ct_exit(CT_STATUS_FAIL, "hostile: hello failed");
     switch (bi->bs) {
     case H_OK_EMPTY:
         begin(0);
+        end(0);
         ct_exit(CT_STATUS_OK, 0);
+    case H_END_BELOW_WRITTEN:
+        begin(1024);
+        write_call(0, io, 1024);
+        end(512);
+        break;
+    case H_END_PAST_BOUND:
+        begin(1024);
+        end(1536);
+        break;
+    case H_END_TWICE:
+        begin(0);
+        end(0);
+        end(0);
+        break;
+    case H_END_BEFORE_BEGIN:
+        end(0);
+        break;
+    case H_WRITE_AFTER_END:
+        begin(512);
+        write_call(0, io, 512);
+        end(512);
+        write_call(0, io, 512);
+        break;
+    case H_OK_AT_BOUND:
+        /* bi->count: the bound the test computed for this format. */
+        begin(bi->skip);
+        write_call(bi->count - 512, io, 512);
+        if (end(bi->count) != CT_OK)
+            ct_exit(CT_STATUS_FAIL, "hostile: end_output at the bound "
+                                    "refused");
+        ct_exit(CT_STATUS_OK, 0);
+    case H_WRITE_PAST_BOUND:
+        begin(bi->skip);
+        write_call(bi->count - 511, io, 512);
+        break;
+    case H_UNUSED_CALL_0:
+    case H_UNUSED_CALL_1:
+    case H_UNUSED_CALL_2:
+        call(CT_PORT_BASE + CT_CALL_COUNT + (unsigned)(bi->bs -
+                                                        H_UNUSED_CALL_0),
+             (void *)(uintptr_t)io);
+        break;
     case H_BYTE_PORT_ACCESS:
         /* The bitmap opens port CT_CALL_COUNT's byte (outl to the last
          * call needs it); an outb there must still be refused. */
@@ -225,11 +278,13 @@ void guest_main(const struct ct_bootinfo *bi)
             await_worker(round);
         }
         begin(0);
+        end(0);
         ct_exit(CT_STATUS_OK, 0);
     case H_WORKER_SPIN_MAIN_EXITS:
         signal_call(CT_CALL_WAKE);
         await_worker(1);
         begin(0);
+        end(0);
         ct_exit(CT_STATUS_OK, 0);
     case H_WORKER_FORBIDDEN_CALL:
     case H_WORKER_READ_CALL:

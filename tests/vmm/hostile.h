@@ -33,6 +33,17 @@ enum hostile_scenario {
     H_WORKER_SPIN_MAIN_EXITS, /* worker spins forever; main exits ok */
     H_PARK_FROM_MAIN,        /* main vCPU calls park */
     H_WAKE,                  /* main wakes (fails with one vCPU) */
+    /* end_output (ABI 5) and the bound of structured outputs. */
+    H_END_BELOW_WRITTEN,  /* declares less than it wrote */
+    H_END_PAST_BOUND,     /* declares more than the bound */
+    H_END_TWICE,
+    H_END_BEFORE_BEGIN,
+    H_WRITE_AFTER_END,
+    H_OK_AT_BOUND,        /* writes its last byte at the bound: exit ok */
+    H_WRITE_PAST_BOUND,   /* one byte past the format's bound */
+    H_UNUSED_CALL_0,      /* the ports the bitmap opens past the last call */
+    H_UNUSED_CALL_1,
+    H_UNUSED_CALL_2,
 };
 
 #endif

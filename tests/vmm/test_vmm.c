@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "guest_image.h"
+#include "output_bound.h"
 #include "hostile.h"
 #include "sandbox.h"
 #include "session.h"
@@ -27,6 +28,10 @@
 #include "test_vmm.h"
 
 unsigned test_vcpus; /* s.vcpus of the next run_guest: 0 = automatic */
+/* The next run_guest's output format and window (count/skip), for the
+ * bound tests; reset after each run. */
+uint32_t test_out_format = CT_FMT_RAW;
+struct window_args test_args;
 
 void need_kvm(void)
 {
@@ -101,8 +106,9 @@ void run_guest_ex(const uint8_t *img, size_t len, uint64_t bs,
         s.files = files;
         s.out_fd = r->out_fd;
         s.in_format = in_fmt;
-        s.out_format = CT_FMT_RAW;
-        s.args = (struct window_args){bs, 0, 0, false, false};
+        s.out_format = test_out_format;
+        s.args = test_args;
+        s.args.bs = bs;
         s.notice = stderr;
         s.vcpus = test_vcpus;
         if (vmm_run(&s, img, len, lim ? lim : &dflt, true) == 0)
@@ -123,6 +129,8 @@ void run_guest_ex(const uint8_t *img, size_t len, uint64_t bs,
     r->exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
     r->signal = WIFSIGNALED(st) ? WTERMSIG(st) : 0;
     free(files);
+    test_out_format = CT_FMT_RAW;
+    memset(&test_args, 0, sizeof test_args);
 }
 
 void run_guest(const uint8_t *img, size_t len, uint64_t bs,
@@ -158,8 +166,10 @@ Test(hostile, sanity_ok_guest_succeeds)
 
 Test(hostile, byte_sized_port_access)
 {
-    expect_stop(H_BYTE_PORT_ACCESS, "unexpected port access (port 0x50b, "
-                                     "size 1");
+    char want[64];
+    snprintf(want, sizeof want, "unexpected port access (port 0x%x, size 1",
+             CT_PORT_BASE + CT_CALL_COUNT);
+    expect_stop(H_BYTE_PORT_ACCESS, want);
 }
 Test(hostile, forged_fault_report)
 {
@@ -173,12 +183,31 @@ Test(calls, unknown_call_number_stops)
 {
     struct vmm_session s;
     memset(&s, 0, sizeof s);
+    char want[64];
     cr_expect_eq(calls_dispatch(&s, CT_PORT_BASE + CT_CALL_COUNT, 0),
                  CALL_STOP);
-    cr_expect_str_eq(s.err, "guest stopped: unknown call (port 0x50b)");
+    snprintf(want, sizeof want, "guest stopped: unknown call (port 0x%x)",
+             CT_PORT_BASE + CT_CALL_COUNT);
+    cr_expect_str_eq(s.err, want);
     memset(&s, 0, sizeof s);
     cr_expect_eq(calls_dispatch(&s, CT_PORT_BASE - 1, 0), CALL_STOP);
     cr_expect_str_eq(s.err, "guest stopped: unknown call (port 0x4ff)");
+}
+
+/* Every port that is not a call's is refused by the dispatch table itself,
+ * before any handler runs (s.calls counts served calls). */
+Test(calls, every_unused_number_stops)
+{
+    for (unsigned port = 0; port <= 0xffff; port++) {
+        struct vmm_session s;
+        if (port >= CT_PORT_BASE && port < CT_PORT_BASE + CT_CALL_COUNT)
+            continue;
+        memset(&s, 0, sizeof s);
+        cr_assert_eq(calls_dispatch(&s, (uint16_t)port, 0), CALL_STOP);
+        cr_assert(strstr(s.err, "unknown call"), "port 0x%x: %s", port,
+                  s.err);
+        cr_assert_eq(s.calls, 0);
+    }
 }
 Test(hostile, port_outside_bitmap_faults)
 {
@@ -212,7 +241,71 @@ Test(hostile, write_offset_overflow)
 }
 Test(hostile, exit_without_output)
 {
-    expect_stop(H_EXIT_INCOMPLETE, "without writing the whole output");
+    expect_stop(H_EXIT_INCOMPLETE, "finished without end_output");
+}
+
+Test(hostile, end_output_below_what_was_written)
+{
+    expect_stop(H_END_BELOW_WRITTEN, "end_output size 512 (written up to "
+                                     "1024");
+}
+Test(hostile, end_output_past_the_bound)
+{
+    expect_stop(H_END_PAST_BOUND, "end_output size 1536");
+}
+Test(hostile, end_output_twice)
+{
+    expect_stop(H_END_TWICE, "end_output twice");
+}
+Test(hostile, end_output_before_begin)
+{
+    expect_stop(H_END_BEFORE_BEGIN, "end_output before begin_output");
+}
+Test(hostile, write_after_end_output)
+{
+    expect_stop(H_WRITE_AFTER_END, "write after end_output");
+}
+
+/* The ports just past the last call: a 4-byte outl there needs bits the
+ * bitmap leaves closed, so the guest faults before the host sees it; on a
+ * host whose KVM ignored the bitmap the dispatch table would stop it
+ * (calls::every_unused_number_stops). Either way the VM stops. */
+Test(hostile, unused_call_numbers_stop)
+{
+    for (int i = 0; i < 3; i++)
+        expect_stop(H_UNUSED_CALL_0 + i, "#GP general protection");
+}
+
+/* The bound of each structured format, as the host derives it from the
+ * declared virtual size: a write ending exactly there is served, one byte
+ * further stops the VM. */
+Test(hostile, structured_output_bound)
+{
+    static const uint32_t fmts[] = {CT_FMT_QCOW2, CT_FMT_VMDK, CT_FMT_VPC,
+                                    CT_FMT_VHDX};
+    need_kvm();
+    for (unsigned i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
+        uint64_t vsize = 5u << 20, vout, bound;
+        struct result r;
+        cr_assert(output_vsize(fmts[i], vsize, &vout));
+        bound = output_bound(fmts[i], vout);
+        /* The scenario takes the declared size and the bound through
+         * skip and count; the window itself is the whole input. */
+        test_out_format = fmts[i];
+        test_args = (struct window_args){0, bound, vsize, false, false};
+        run_guest(hostile_image, hostile_image_len, H_OK_AT_BOUND,
+                  CT_FMT_RAW, "x", 1, NULL, &r);
+        cr_expect_eq(r.exit_code, 0, "format %u: %s", fmts[i], r.msg);
+        close(r.out_fd);
+        test_out_format = fmts[i];
+        test_args = (struct window_args){0, bound, vsize, false, false};
+        run_guest(hostile_image, hostile_image_len, H_WRITE_PAST_BOUND,
+                  CT_FMT_RAW, "x", 1, NULL, &r);
+        cr_expect_eq(r.exit_code, 1, "format %u", fmts[i]);
+        cr_expect(strstr(r.msg, "beyond the output limit"), "format %u: %s",
+                  fmts[i], r.msg);
+        close(r.out_fd);
+    }
 }
 Test(hostile, null_dereference)
 {

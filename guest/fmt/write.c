@@ -1,0 +1,60 @@
+/*
+ * The engine's side of every writer: the order promise of fmt.h is checked
+ * here, once, so a writer can rely on it; and the one way writers reach
+ * the output file.
+ */
+#include "fmt.h"
+
+static int out_of_order(struct fmt_writer *w, const char *call, uint64_t off)
+{
+    return g_fail(w->env->err, G_EINVAL,
+                  "%s: %s at offset %llu, expected %llu (engine bug)",
+                  w->name, call, (unsigned long long)off,
+                  (unsigned long long)w->pos);
+}
+
+/* [off, off+len) must start at pos and stay within the virtual size. */
+static int check_range(struct fmt_writer *w, const char *call, uint64_t off,
+                       uint64_t len)
+{
+    uint64_t end;
+    if (off != w->pos || __builtin_add_overflow(off, len, &end) ||
+        end > w->vsize)
+        return out_of_order(w, call, off);
+    return G_OK;
+}
+
+int fmt_writer_write(struct fmt_writer *w, uint64_t off, const void *buf,
+                     uint64_t len)
+{
+    int ret = check_range(w, "write", off, len);
+    if (ret == G_OK && len && (ret = w->write(w, off, buf, len)) == G_OK)
+        w->pos += len;
+    return ret;
+}
+
+int fmt_writer_zero(struct fmt_writer *w, uint64_t off, uint64_t len)
+{
+    int ret = check_range(w, "zero", off, len);
+    if (ret == G_OK && len && (ret = w->zero(w, off, len)) == G_OK)
+        w->pos += len;
+    return ret;
+}
+
+int fmt_writer_finish(struct fmt_writer *w, uint64_t *file_size)
+{
+    return w->finish(w, file_size);
+}
+
+int fmt_out_write(const struct fmt_writer *w, uint64_t off, const void *buf,
+                  uint64_t len)
+{
+    const struct ct_ops *ops = w->env->ops;
+    int ret = ops->write(ops->ctx, off, buf, len);
+    if (ret != CT_OK)
+        return g_fail(w->env->err, ret == CT_ENOSPC ? G_ENOSPC : G_EIO,
+                      "%s: write of %llu bytes at offset %llu failed: %s",
+                      w->name, (unsigned long long)len,
+                      (unsigned long long)off, ct_result_str(ret));
+    return G_OK;
+}

@@ -1,0 +1,189 @@
+/*
+ * What an output of each format looks like from outside: its virtual size
+ * for a window, and the largest file its writer may produce. Header-only
+ * and pure, compiled into the guest (whose writers must stay inside) and
+ * the host (which refuses any write past the bound): the guest cannot
+ * widen what it may write by declaring a larger size.
+ *
+ * Layouts are qemu-img 7.2's defaults (../shared/design/writers.md): qcow2
+ * v3 with 64 KiB clusters and 16-bit refcounts, monolithicSparse vmdk with
+ * 64 KiB grains, dynamic VHD with 2 MiB blocks, dynamic VHDX with the
+ * block size qemu picks from the size. The bounds hold for a writer that
+ * allocates every allocation unit (dd is dense); a sparse writer writes
+ * less.
+ */
+#ifndef INSTAR_OUTPUT_BOUND_H
+#define INSTAR_OUTPUT_BOUND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "instar_ct.h"
+#include "vhd_chs.h"
+
+#define OUTPUT_MiB (1ull << 20)
+
+static inline uint64_t output_div_up(uint64_t a, uint64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
+/* ---- qcow2 (64 KiB clusters, 16-bit refcounts) --------------------------- */
+#define OUTPUT_QCOW2_CLUSTER_BITS 16u
+#define OUTPUT_QCOW2_CLUSTER (1ull << OUTPUT_QCOW2_CLUSTER_BITS)
+/* One L2 table maps cluster/8 clusters: 512 MiB. */
+#define OUTPUT_QCOW2_L2_SPAN (OUTPUT_QCOW2_CLUSTER * (OUTPUT_QCOW2_CLUSTER / 8))
+/* One refcount block counts cluster/2 clusters: 2 GiB of file. */
+#define OUTPUT_QCOW2_REFBLOCK_CLUSTERS (OUTPUT_QCOW2_CLUSTER / 2)
+/* qemu's largest virtual size for 64 KiB clusters: a 32 MiB L1 table. */
+#define OUTPUT_QCOW2_MAX_VSIZE ((32ull << 20) / 8 * OUTPUT_QCOW2_L2_SPAN)
+
+/* ---- vmdk (monolithicSparse, 64 KiB grains, 512-entry grain tables) ------- */
+#define OUTPUT_VMDK_GRAIN_SECTORS 128u
+#define OUTPUT_VMDK_GTES 512u
+#define OUTPUT_VMDK_DESC_SECTOR 1u
+#define OUTPUT_VMDK_DESC_SECTORS 20u
+#define OUTPUT_VMDK_RGD_SECTOR 21u
+/* Grain table entries are 32-bit sector numbers: grains past 2 TiB of file
+ * cannot be addressed. qemu-img creates larger monolithicSparse files but
+ * cannot fill them; instar refuses them up front (the metadata of a 2 TiB
+ * disk takes about 256 MiB, hence the margin). */
+#define OUTPUT_VMDK_MAX_VSIZE ((2ull << 40) - (512ull << 20))
+
+/* ---- vpc (dynamic VHD, 2 MiB blocks) --------------------------------------- */
+#define OUTPUT_VPC_BLOCK (2ull << 20)
+#define OUTPUT_VPC_BAT_OFFSET 1536u
+
+/* ---- vhdx (dynamic) -------------------------------------------------------- */
+#define OUTPUT_VHDX_MAX_VSIZE (64ull << 40)
+/* Where the BAT starts; metadata (1 MiB) follows it, then a 4 MiB gap. */
+#define OUTPUT_VHDX_BAT_OFFSET (2 * OUTPUT_MiB)
+
+struct output_vmdk_layout {
+    uint64_t grains;    /* grains of the virtual disk */
+    uint64_t gts;       /* grain tables (one per 32 MiB) */
+    uint64_t gd_sectors; /* sectors of one grain directory */
+    uint64_t rgd_offset; /* sector of the redundant directory */
+    uint64_t gd_offset;  /* sector of the primary directory */
+    uint64_t overhead;   /* sectors before the first grain */
+};
+
+/* The metadata layout of a monolithicSparse vmdk of vsize bytes. */
+static inline struct output_vmdk_layout output_vmdk_layout(uint64_t vsize)
+{
+    struct output_vmdk_layout l;
+    l.grains = output_div_up(vsize / 512, OUTPUT_VMDK_GRAIN_SECTORS);
+    l.gts = output_div_up(l.grains, OUTPUT_VMDK_GTES);
+    l.gd_sectors = output_div_up(4 * l.gts, 512);
+    l.rgd_offset = OUTPUT_VMDK_RGD_SECTOR;
+    l.gd_offset = l.rgd_offset + l.gd_sectors + 4 * l.gts;
+    l.overhead = output_div_up(l.gd_offset + l.gd_sectors + 4 * l.gts,
+                               OUTPUT_VMDK_GRAIN_SECTORS) *
+                 OUTPUT_VMDK_GRAIN_SECTORS;
+    return l;
+}
+
+struct output_vhdx_layout {
+    uint64_t block_size;  /* 8, 16, 32 or 64 MiB, from the virtual size */
+    uint64_t chunk_ratio; /* payload blocks per sector-bitmap block */
+    uint64_t blocks;      /* payload blocks */
+    uint64_t bat_entries; /* payload and sector-bitmap entries */
+    uint64_t bat_len;     /* BAT region length (a multiple of 1 MiB) */
+    uint64_t metadata_offset;
+    uint64_t first_block; /* file offset of the first payload block */
+};
+
+/* The layout of a dynamic vhdx of vsize bytes, as qemu-img 7.2 makes it. */
+static inline struct output_vhdx_layout output_vhdx_layout(uint64_t vsize)
+{
+    struct output_vhdx_layout l;
+    l.block_size = vsize <= (1ull << 30)     ? 8 * OUTPUT_MiB
+                   : vsize <= (100ull << 30) ? 16 * OUTPUT_MiB
+                   : vsize <= (32ull << 40)  ? 32 * OUTPUT_MiB
+                                             : 64 * OUTPUT_MiB;
+    l.chunk_ratio = ((1ull << 23) * 512) / l.block_size;
+    l.blocks = output_div_up(vsize, l.block_size);
+    /* qemu computes blocks + (blocks - 1) / ratio in unsigned 32-bit
+     * arithmetic: for an empty disk that is 2^32 - 1 + ... ; measured, it
+     * gives 8388607 entries (a 64 MiB BAT), which qemu then requires. */
+    l.bat_entries = l.blocks ? l.blocks + (l.blocks - 1) / l.chunk_ratio
+                             : 8388607;
+    l.bat_len = output_div_up(l.bat_entries * 8, OUTPUT_MiB) * OUTPUT_MiB;
+    l.metadata_offset = OUTPUT_VHDX_BAT_OFFSET + l.bat_len;
+    l.first_block = l.metadata_offset + OUTPUT_MiB + 4 * OUTPUT_MiB;
+    return l;
+}
+
+/*
+ * The output's virtual size for a window of `window_out` bytes (the window
+ * rounded up to 512): the same, except for vpc, which qemu rounds up to a
+ * CHS geometry. False when qemu-img refuses that size for the format.
+ */
+static inline bool output_vsize(uint32_t format, uint64_t window_out,
+                                uint64_t *vsize)
+{
+    struct vhd_chs g;
+    *vsize = 0;
+    switch (format) {
+    case CT_FMT_RAW:
+        *vsize = window_out;
+        return true;
+    case CT_FMT_QCOW2:
+        *vsize = window_out;
+        return window_out <= OUTPUT_QCOW2_MAX_VSIZE;
+    case CT_FMT_VMDK:
+        *vsize = window_out;
+        return window_out <= OUTPUT_VMDK_MAX_VSIZE;
+    case CT_FMT_VPC:
+        return vhd_chs_size(window_out, vsize, &g);
+    case CT_FMT_VHDX:
+        *vsize = window_out;
+        return window_out <= OUTPUT_VHDX_MAX_VSIZE;
+    default:
+        return false;
+    }
+}
+
+/*
+ * The largest file a writer of `format` may produce for an output of
+ * `vsize` virtual bytes, every allocation unit allocated; 0 for an unknown
+ * format. vsize must have passed output_vsize (so nothing overflows).
+ */
+static inline uint64_t output_bound(uint32_t format, uint64_t vsize)
+{
+    switch (format) {
+    case CT_FMT_RAW:
+        return vsize;
+    case CT_FMT_QCOW2: {
+        const uint64_t c = OUTPUT_QCOW2_CLUSTER;
+        uint64_t data = output_div_up(vsize, c);
+        uint64_t l2 = output_div_up(vsize, OUTPUT_QCOW2_L2_SPAN);
+        uint64_t l1 = output_div_up(8 * l2, c);
+        /* header, refcount table, refcount block 0, L1, L2s, data, then
+         * one more refcount block per 2 GiB of file (each counting
+         * itself), with one to spare. */
+        uint64_t base = 3 + l1 + l2 + data;
+        uint64_t refblocks =
+            output_div_up(base, OUTPUT_QCOW2_REFBLOCK_CLUSTERS - 1) + 1;
+        return c * (base + refblocks);
+    }
+    case CT_FMT_VMDK: {
+        struct output_vmdk_layout l = output_vmdk_layout(vsize);
+        return 512 * l.overhead + 512ull * OUTPUT_VMDK_GRAIN_SECTORS * l.grains;
+    }
+    case CT_FMT_VPC: {
+        uint64_t n = output_div_up(vsize, OUTPUT_VPC_BLOCK);
+        uint64_t bat = 512 * output_div_up(4 * n, 512);
+        return OUTPUT_VPC_BAT_OFFSET + bat + n * (512 + OUTPUT_VPC_BLOCK) +
+               512;
+    }
+    case CT_FMT_VHDX: {
+        struct output_vhdx_layout l = output_vhdx_layout(vsize);
+        return l.first_block + l.blocks * l.block_size;
+    }
+    default:
+        return 0;
+    }
+}
+
+#endif /* INSTAR_OUTPUT_BOUND_H */
