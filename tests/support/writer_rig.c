@@ -1,0 +1,75 @@
+#include "writer_rig.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define RIG_HEAP (16u << 20)
+#define RIG_IO (16u << 20)
+
+void rig_write(struct rig *r, const uint8_t *in, size_t len,
+               struct window_args a, uint32_t out_format,
+               const char *out_name)
+{
+    struct dd_mem mem = {calloc(1, RIG_HEAP), RIG_HEAP, calloc(1, RIG_IO),
+                         RIG_IO, NULL};
+    const char *name = out_name ? out_name : "out.img";
+    for (unsigned i = 0; i < FMT_ENTROPY_LEN; i++)
+        r->entropy[i] = (uint8_t)(i + 1);
+    struct dd_config cfg = {
+        .in_format = CT_FMT_RAW,
+        .out_format = out_format,
+        .args = a,
+        .write = {.unix_time = 1700000000,
+                  .entropy = r->entropy,
+                  .out_name = name,
+                  .out_name_len = (uint32_t)strlen(name)},
+    };
+    memset(&r->err, 0, sizeof r->err);
+    ct_mem_init(&r->m, in, len, out_format, &a);
+    struct ct_ops ops = ct_mem_ops(&r->m);
+    r->ret = dd_run(&cfg, &ops, &mem, &r->err);
+    free(mem.heap);
+    free(mem.io);
+}
+
+uint8_t *rig_read_back(const struct rig *r, uint32_t format, uint64_t *vsize,
+                       struct g_error *err)
+{
+    static const struct window_args all = {1, 0, 0, false, false};
+    struct ct_mem m;
+    struct dd_mem mem = {calloc(1, RIG_HEAP), RIG_HEAP, calloc(1, RIG_IO),
+                         RIG_IO, NULL};
+    struct dd_config cfg = {
+        .in_format = format, .out_format = CT_FMT_RAW, .args = all};
+    uint8_t *out = NULL;
+
+    memset(err, 0, sizeof *err);
+    ct_mem_init(&m, r->m.out, r->m.out_len, CT_FMT_RAW, &all);
+    struct ct_ops ops = ct_mem_ops(&m);
+    if (dd_run(&cfg, &ops, &mem, err) == G_OK) {
+        out = m.out ? m.out : malloc(1);
+        *vsize = m.out_len;
+        m.out = NULL; /* handed to the caller */
+    }
+    ct_mem_free(&m);
+    free(mem.heap);
+    free(mem.io);
+    return out;
+}
+
+void rig_free(struct rig *r)
+{
+    ct_mem_free(&r->m);
+}
+
+uint8_t *rig_pattern(size_t n, unsigned zero_every)
+{
+    uint8_t *p = malloc(n ? n : 1);
+    for (size_t i = 0; i < n; i++) {
+        size_t region = i >> 16;
+        p[i] = zero_every && region % zero_every == 1
+                   ? 0
+                   : (uint8_t)((37 * region + i) % 255 + 1);
+    }
+    return p;
+}

@@ -1,0 +1,42 @@
+/*
+ * Runs the guest's dd (engine + a writer) over a memory-backed call table
+ * and reads the output back with the project's own reader for the format:
+ * what every writer's unit tests need.
+ */
+#ifndef INSTAR_TEST_WRITER_RIG_H
+#define INSTAR_TEST_WRITER_RIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ct_mem.h"
+#include "engine/engine.h"
+
+struct rig {
+    struct ct_mem m;    /* m.out / m.out_len: the output file */
+    struct g_error err;
+    int ret;            /* dd_run's result */
+    uint8_t entropy[FMT_ENTROPY_LEN];
+};
+
+/* dd -O out_format over `in` (raw) with window args a. The writer sees
+ * unix_time 1700000000, entropy bytes 1, 2, 3, ... and the name out_name
+ * (NULL: "out.img"). */
+void rig_write(struct rig *r, const uint8_t *in, size_t len,
+               struct window_args a, uint32_t out_format,
+               const char *out_name);
+
+/* Reads the output of r back as `format` with the project's reader: a
+ * malloc'd copy of its virtual disk (*vsize bytes), or NULL with the
+ * reader's message in err. */
+uint8_t *rig_read_back(const struct rig *r, uint32_t format, uint64_t *vsize,
+                       struct g_error *err);
+
+/* ct_mem_free and the like. */
+void rig_free(struct rig *r);
+
+/* Deterministic test data: a pattern with all-zero 64 KiB regions where
+ * (region index % zero_every) == 1 (0: none). */
+uint8_t *rig_pattern(size_t n, unsigned zero_every);
+
+#endif
