@@ -38,12 +38,14 @@ def parse_size(text):
     return int(float(t[:len(t) - len(suffix)]) * units[suffix])
 
 
-def build_image(workdir, size):
+def build_image(workdir, size, zero_every=0):
     """A patterned raw image, cached: each 512-byte sector starts with its
-    own offset, the rest is tests/gen/images.py's pattern."""
-    path = os.path.join(workdir, f"input-{size}.raw")
+    own offset, the rest is tests/gen/images.py's pattern. With zero_every
+    N, every Nth MiB (from the second) is all zeros instead."""
+    tag = f"-z{zero_every}" if zero_every else ""
+    path = os.path.join(workdir, f"input-{size}{tag}.raw")
     stamp = path + ".ok"
-    want = f"v{IMAGE_VERSION} {size}\n"
+    want = f"v{IMAGE_VERSION} {size} {zero_every}\n"
     if os.path.exists(stamp) and open(stamp).read() == want \
             and os.path.getsize(path) == size:
         return path
@@ -54,6 +56,10 @@ def build_image(workdir, size):
         off = 0
         while off < size:
             n = min(MiB, size - off)
+            if zero_every and (off // MiB) % zero_every == 1:
+                f.write(bytes(n))
+                off += n
+                continue
             chunk = bytearray(base[:n])
             for s in range(0, n - 7, 512):
                 struct.pack_into("<Q", chunk, s, off + s)
@@ -147,6 +153,24 @@ def same_files(a, b):
                 return True
 
 
+def same_outputs(qemu_img, fmt, q, i):
+    """raw and qcow2 outputs must be the same files; the others carry
+    random fields (UUIDs, CID, timestamps): same size and same data."""
+    if fmt in ("raw", "qcow2"):
+        return same_files(q, i)
+    if os.path.getsize(q) != os.path.getsize(i):
+        return False
+    raws = []
+    for p in (q, i):
+        subprocess.run([qemu_img, "convert", "-f", fmt, "-O", "raw", p,
+                        p + ".raw"], check=True)
+        raws.append(p + ".raw")
+    same = same_files(*raws)
+    for p in raws:
+        os.unlink(p)
+    return same
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -164,6 +188,12 @@ def main():
                     help="take ru_maxrss from wait4 directly (floored at this "
                          "Python's RSS)")
     ap.add_argument("--keep", action="store_true", help="keep the output files")
+    ap.add_argument("--output-format", default="raw",
+                    help="write this format (-O: qcow2, vmdk, vpc, vhdx) from "
+                         "a raw input with every 4th MiB all zeros, and also "
+                         "time `qemu-img convert -O FMT` of it; outputs are "
+                         "compared as files (qcow2: byte for byte) and as "
+                         "their data converted back to raw")
     ap.add_argument("--input-format", default="raw",
                     help="convert the patterned image to this format first "
                          "(qcow2, qcow2c = compressed qcow2, vmdk, vpc, vhdx) "
@@ -176,8 +206,11 @@ def main():
         if not shutil.which(prog):
             sys.exit(f"not found: {prog}")
     os.makedirs(args.workdir, exist_ok=True)
-    image = build_image(args.workdir, size)
+    ofmt = args.output_format
     fmt = args.input_format
+    if ofmt != "raw" and fmt != "raw":
+        sys.exit("--input-format and --output-format: one of them is raw")
+    image = build_image(args.workdir, size, 4 if ofmt != "raw" else 0)
     if fmt != "raw":
         image = convert_input(args.qemu_img, image, fmt)
     warm(image)
@@ -187,15 +220,15 @@ def main():
         print(f"note: no GNU time; peak RSS below {floor} KiB (this Python's "
               f"own) reads as {floor}", file=sys.stderr)
 
-    outs = {"qemu": os.path.join(args.workdir, "out-qemu.raw"),
-            "instar": os.path.join(args.workdir, "out-instar.raw")}
+    outs = {"qemu": os.path.join(args.workdir, f"out-qemu.{ofmt}"),
+            "instar": os.path.join(args.workdir, f"out-instar.{ofmt}")}
     progs = {"qemu": args.qemu_img, "instar": args.instar}
     results = []
     convert_s = None
-    if fmt != "raw":
+    if fmt != "raw" or ofmt != "raw":
         conv = []
         for r in range(args.repeat):
-            argv = [args.qemu_img, "convert", "-O", "raw", image, outs["qemu"]]
+            argv = [args.qemu_img, "convert", "-O", ofmt, image, outs["qemu"]]
             t, _, rc, err = run_once(argv, outs["qemu"], use_time)
             if rc != 0:
                 sys.exit(f"qemu-img convert failed: {err}")
@@ -208,7 +241,8 @@ def main():
         for r in range(args.repeat):
             order = ("qemu", "instar") if r % 2 == 0 else ("instar", "qemu")
             for who in order:
-                argv = [progs[who], "dd", f"if={image}", f"of={outs[who]}", f"bs={bs}"]
+                argv = [progs[who], "dd", "-O", ofmt, f"if={image}",
+                        f"of={outs[who]}", f"bs={bs}"]
                 t, maxrss, rc, err = run_once(argv, outs[who], use_time)
                 if rc != 0:
                     sys.exit(f"{who} failed (exit {rc}): {' '.join(argv)}\n{err}")
@@ -216,8 +250,10 @@ def main():
                 rss[who].append(maxrss)
                 print(f"  bs={bs} run {r + 1} {who}: {t:.3f}s rss {maxrss} KiB",
                       file=sys.stderr)
-        identical = same_files(outs["qemu"], outs["instar"])
-        row = {"bs": bs, "repeat": args.repeat, "identical": identical}
+        identical = same_outputs(args.qemu_img, ofmt, outs["qemu"],
+                                 outs["instar"])
+        row = {"bs": bs, "repeat": args.repeat, "identical": identical,
+               "output_bytes": {w: os.path.getsize(outs[w]) for w in outs}}
         for who in ("qemu", "instar"):
             med = statistics.median(samples[who])
             row[who] = {"median_s": med, "samples_s": samples[who],
@@ -239,7 +275,8 @@ def main():
     instar_rss = [r["instar"]["peak_rss_kib"] for r in results]
     rss_flat = max(instar_rss) - min(instar_rss) <= RSS_FLAT_SLACK_KIB
 
-    print(f"\ninput {image}: {size} bytes; median of {args.repeat} runs each\n")
+    print(f"\ninput {image}: {size} bytes, output format {ofmt}; median of "
+          f"{args.repeat} runs each\n")
     hdr = (f"{'bs':>6} {'qemu s':>8} {'qemu MB/s':>10} {'instar s':>9} "
            f"{'instar MB/s':>12} {'ratio':>7} {'target':>8} {'qemu RSS':>10} "
            f"{'instar RSS':>11} {'same':>5}")
@@ -253,8 +290,12 @@ def main():
               f"{i['median_s']:9.3f} {i['mb_per_s']:12.1f} {r['ratio']:6.2f}x "
               f"{tgt:>8} {q['peak_rss_kib'] / 1024:8.1f}Mi {i['peak_rss_kib'] / 1024:9.1f}Mi "
               f"{'yes' if r['identical'] else 'NO':>5}")
+    if ofmt != "raw":
+        print("\noutput bytes (qemu-img dd / instar dd): " + ", ".join(
+            f"bs={r['bs']} {r['output_bytes']['qemu']}/"
+            f"{r['output_bytes']['instar']}" for r in results))
     if convert_s:
-        print(f"\nqemu-img convert -O raw: {convert_s:.3f}s; instar dd / convert: "
+        print(f"\nqemu-img convert -O {ofmt}: {convert_s:.3f}s; instar dd / convert: "
               + ", ".join(f"bs={r['bs']} {r['instar_vs_convert']:.2f}x"
                           for r in results)
               + " (target <= 1.5x)")
@@ -265,6 +306,7 @@ def main():
 
     if args.json:
         doc = {"size": size, "image": image, "input_format": fmt,
+               "output_format": ofmt,
                "qemu_img_convert_s": convert_s, "instar": args.instar,
                "qemu_img": args.qemu_img,
                "qemu_img_version": subprocess.run(
