@@ -25,7 +25,7 @@
 #define CT_ULL(x) x##ull
 #endif
 
-#define CT_ABI_VERSION CT_U(5)
+#define CT_ABI_VERSION CT_U(6)
 
 /* ---- Transport ---------------------------------------------------------- */
 
@@ -44,7 +44,9 @@
 #define CT_CALL_WAKE 9         /* struct ct_vcpu_signal, main vCPU (ABI 3) */
 #define CT_CALL_PARK 10        /* struct ct_vcpu_signal, worker vCPU (ABI 3) */
 #define CT_CALL_END_OUTPUT 11  /* struct ct_end_output (ABI 5) */
-#define CT_CALL_COUNT 12
+#define CT_CALL_COPY 12        /* struct ct_copy (ABI 6) */
+#define CT_CALL_ALLOCATE 13    /* struct ct_allocate (ABI 6) */
+#define CT_CALL_COUNT 14
 
 /* The last component of of= handed to the guest: at most NAME_MAX. */
 #define CT_OUT_NAME_MAX 255
@@ -66,8 +68,10 @@ enum ct_result {
     CT_ESTATE = -5, /* call not valid now (e.g. write before begin_output) */
     CT_EPERM = -6,  /* the host refuses (policy) */
     CT_ELIMIT = -7, /* a host limit is reached: open files (ABI 4) */
-    CT_ENOSPC = -8  /* the output's file system is full or over quota
+    CT_ENOSPC = -8, /* the output's file system is full or over quota
                        (ABI 5) */
+    CT_ENOTSUP = -9 /* the host cannot do this here (copy between file
+                       systems, no fallocate): use read and write (ABI 6) */
 };
 
 /* Handles the host hands out. The output is written only via CT_CALL_WRITE. */
@@ -181,6 +185,36 @@ struct ct_end_output {
     uint64_t file_size; /* IN */
 };
 
+/*
+ * Copies len bytes of file `handle` at src_off to the output at dst_off in
+ * the host kernel (copy_file_range: no user buffer, and a reflink where
+ * the file system shares extents). Only between begin_output and
+ * end_output; [src_off, src_off+len) must lie inside the file and
+ * [dst_off, dst_off+len) inside the output bound. CT_ENOTSUP when the
+ * kernel cannot copy between these files: the guest reads and writes
+ * instead, for the rest of the run. copied says how many bytes were
+ * copied before a failure.
+ */
+struct ct_copy {
+    uint32_t handle;  /* IN */
+    int32_t ret;      /* OUT */
+    uint64_t src_off; /* IN */
+    uint64_t dst_off; /* IN */
+    uint64_t len;     /* IN: 1 .. CT_COPY_MAX_LEN */
+    uint64_t copied;  /* OUT */
+};
+
+/* Allocates [offset, offset+len) of the output as zeros without writing
+ * them (fallocate), so a dense raw output needs no zero buffer. Same
+ * window and bound rules as write; CT_ENOTSUP where the file system
+ * cannot: the guest writes zeros instead. */
+struct ct_allocate {
+    uint32_t reserved0; /* IN: must be 0 */
+    int32_t ret;        /* OUT */
+    uint64_t offset;    /* IN */
+    uint64_t len;       /* IN */
+};
+
 /* Ends the run. status CT_STATUS_OK means the output is complete: it is
  * accepted only after end_output. */
 struct ct_exit {
@@ -289,6 +323,9 @@ struct ct_bootinfo {
 #define CT_FSBLOCK_CANARY_OFF CT_U(0x28) /* where gcc's stack protector looks */
 
 #define CT_IO_MAX_LEN CT_IO_SIZE /* one call moves at most the whole area */
+/* One copy call moves at most this much (the watchdog's idle limit must
+ * not fire inside a call on a slow disk). */
+#define CT_COPY_MAX_LEN (CT_ULL(1) << 30)
 #define CT_MSG_MAX CT_U(1024)
 #define CT_NAME_MAX CT_U(4095)
 /* Input + granted files: a 128 TiB twoGbMaxExtent vmdk has 65536 extents.
@@ -327,6 +364,13 @@ CT_ASSERT_OFF(ct_open_backing, name_len, 16);
 CT_ASSERT_OFF(ct_open_backing, handle, 20);
 CT_ASSERT_SIZE(ct_vcpu_signal, 8);
 CT_ASSERT_SIZE(ct_end_output, 16);
+CT_ASSERT_SIZE(ct_copy, 40);
+CT_ASSERT_OFF(ct_copy, src_off, 8);
+CT_ASSERT_OFF(ct_copy, dst_off, 16);
+CT_ASSERT_OFF(ct_copy, len, 24);
+CT_ASSERT_OFF(ct_copy, copied, 32);
+CT_ASSERT_SIZE(ct_allocate, 24);
+CT_ASSERT_OFF(ct_allocate, offset, 8);
 CT_ASSERT_OFF(ct_end_output, file_size, 8);
 CT_ASSERT_SIZE(ct_bootinfo, 384);
 CT_ASSERT_OFF(ct_bootinfo, unix_time, 80);

@@ -74,6 +74,28 @@ static int hc_end_output(void *ctx, uint64_t file_size)
     return a.ret;
 }
 
+static int hc_copy(void *ctx, uint32_t handle, uint64_t src_off,
+                   uint64_t dst_off, uint64_t len, uint64_t *copied)
+{
+    (void)ctx;
+    struct ct_copy a = {.handle = handle,
+                        .ret = CT_EINVAL,
+                        .src_off = src_off,
+                        .dst_off = dst_off,
+                        .len = len};
+    ct_call(CT_CALL_COPY, &a);
+    *copied = a.copied;
+    return a.ret;
+}
+
+static int hc_allocate(void *ctx, uint64_t off, uint64_t len)
+{
+    (void)ctx;
+    struct ct_allocate a = {.ret = CT_EINVAL, .offset = off, .len = len};
+    ct_call(CT_CALL_ALLOCATE, &a);
+    return a.ret;
+}
+
 static void hc_log(void *ctx, const char *msg, uint64_t len)
 {
     (void)ctx;
@@ -125,6 +147,8 @@ const struct ct_ops ct_hypercall_ops = {
     .write = hc_write,
     .begin_output = hc_begin_output,
     .end_output = hc_end_output,
+    .copy = hc_copy,
+    .allocate = hc_allocate,
     .log = hc_log,
     .open_backing = hc_open_backing,
 };

@@ -38,6 +38,8 @@ const char *ct_result_str(int ret)
         return "host limit reached";
     case CT_ENOSPC:
         return "no space left on device";
+    case CT_ENOTSUP:
+        return "not supported by the host here";
     default:
         return "unknown host error";
     }

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "output_bound.h"
@@ -399,6 +400,113 @@ static enum call_next do_wake(struct vmm_session *s, uint32_t gpa)
     return CALL_CONTINUE;
 }
 
+/* [off, off+len) of the output, for calls that change it: between
+ * begin_output and end_output, within the bound. */
+static bool out_range(struct vmm_session *s, const char *call, uint64_t off,
+                      uint64_t len, uint64_t *end)
+{
+    if (!s->begun || s->ended) {
+        session_fail(s, "guest stopped: %s %s", call,
+                     s->ended ? "after end_output" : "before begin_output");
+        return false;
+    }
+    if (len == 0 || __builtin_add_overflow(off, len, end) ||
+        *end > s->out_limit) {
+        session_fail(s, "guest stopped: %s at offset %llu length %llu "
+                        "beyond the output limit %llu",
+                     call, (unsigned long long)off, (unsigned long long)len,
+                     (unsigned long long)s->out_limit);
+        return false;
+    }
+    return true;
+}
+
+/* What a failed output syscall means to the guest. */
+static int32_t out_error(struct vmm_session *s, int e)
+{
+    if (e == EXDEV || e == EINVAL || e == EOPNOTSUPP || e == ENOSYS)
+        return CT_ENOTSUP;
+    if (!s->write_errno)
+        s->write_errno = e;
+    return e == ENOSPC || e == EDQUOT ? CT_ENOSPC : CT_EIO;
+}
+
+/* Input bytes straight to the output, in the kernel. The guest decided
+ * where they go, as it does for write: copy gives it nothing write does
+ * not (it could read the same bytes and write them). */
+static enum call_next do_copy(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_copy a;
+    const struct vmm_file *f;
+    uint64_t src_end, dst_end;
+
+    if (!copy_in(s, gpa, &a, sizeof a, "copy"))
+        return CALL_STOP;
+    if (!(f = file_of(s, a.handle, "copy")))
+        return CALL_STOP;
+    if (a.len > CT_COPY_MAX_LEN)
+        return session_fail(s, "guest stopped: copy length %llu exceeds "
+                               "%llu",
+                            (unsigned long long)a.len,
+                            (unsigned long long)CT_COPY_MAX_LEN);
+    if (!out_range(s, "copy", a.dst_off, a.len, &dst_end))
+        return CALL_STOP;
+    if (__builtin_add_overflow(a.src_off, a.len, &src_end) ||
+        src_end > f->size)
+        return session_fail(s, "guest stopped: copy of [%llu, +%llu) past "
+                               "the end of file %u (%llu bytes)",
+                            (unsigned long long)a.src_off,
+                            (unsigned long long)a.len, (unsigned)a.handle,
+                            (unsigned long long)f->size);
+    a.ret = CT_OK;
+    a.copied = 0;
+    if (s->no_kernel_copy)
+        a.ret = CT_ENOTSUP;
+    while (a.ret == CT_OK && a.copied < a.len) {
+        loff_t in = (loff_t)(a.src_off + a.copied);
+        loff_t out = (loff_t)(a.dst_off + a.copied);
+        ssize_t n = copy_file_range(f->fd, &in, s->out_fd, &out,
+                                    (size_t)(a.len - a.copied), 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            a.ret = out_error(s, errno);
+        else if (n == 0)
+            a.ret = CT_EIO; /* the file shrank under us */
+        else
+            a.copied += (uint64_t)n;
+    }
+    if (a.copied && a.dst_off + a.copied > s->out_high)
+        s->out_high = a.dst_off + a.copied;
+    COPY_OUT(s, gpa, a, ret);
+    COPY_OUT(s, gpa, a, copied);
+    return CALL_CONTINUE;
+}
+
+/* Zeros that are allocated, not written: a dense raw output without a
+ * zero buffer going through guest memory. */
+static enum call_next do_allocate(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_allocate a;
+    uint64_t end;
+
+    if (!copy_in(s, gpa, &a, sizeof a, "allocate"))
+        return CALL_STOP;
+    if (a.reserved0 != 0)
+        return session_fail(s, "guest stopped: allocate reserved field set");
+    if (!out_range(s, "allocate", a.offset, a.len, &end))
+        return CALL_STOP;
+    a.ret = CT_OK;
+    if (s->no_kernel_copy)
+        a.ret = CT_ENOTSUP;
+    else if (fallocate(s->out_fd, 0, (off_t)a.offset, (off_t)a.len) < 0)
+        a.ret = out_error(s, errno);
+    if (a.ret == CT_OK && end > s->out_high)
+        s->out_high = end;
+    COPY_OUT(s, gpa, a, ret);
+    return CALL_CONTINUE;
+}
+
 static enum call_next do_park(struct vmm_session *s, uint32_t gpa)
 {
     (void)gpa;
@@ -424,6 +532,8 @@ static const call_fn handlers[CT_CALL_COUNT] = {
     [CT_CALL_WAKE] = do_wake,
     [CT_CALL_PARK] = do_park,
     [CT_CALL_END_OUTPUT] = do_end_output,
+    [CT_CALL_COPY] = do_copy,
+    [CT_CALL_ALLOCATE] = do_allocate,
 };
 
 enum call_next calls_dispatch(struct vmm_session *s, uint16_t port,

@@ -205,6 +205,8 @@ static void run_child(struct vmm_session *s)
         env_ms("INSTAR_WATCHDOG_IDLE_MS", DEFAULT_IDLE_MS),
     };
     s->vm = &vm;
+    /* For tests: the guest's own read-and-write path only. */
+    s->no_kernel_copy = env_ms("INSTAR_NO_KERNEL_COPY", 0) != 0;
     /* INSTAR_VCPUS=1 turns the worker vCPU off (0 or unset: automatic). */
     s->vcpus = (unsigned)env_ms("INSTAR_VCPUS", 0);
     if (s->vcpus > CT_VCPUS_MAX) {

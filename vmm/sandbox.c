@@ -108,6 +108,12 @@ static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pread64), 0);
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pwrite64), 1,
                           SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->out_fd));
+    /* copy: input bytes to the output in the kernel, never to any other
+     * fd (arg 2 is fd_out); allocate: zeros without a buffer. */
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(copy_file_range), 1,
+                          SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)f->out_fd));
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fallocate), 1,
+                          SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->out_fd));
     /* end_output: the output's final size (a writer may end in a hole). */
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ftruncate), 1,
                           SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->out_fd));

@@ -42,6 +42,8 @@ struct vmm_session {
     struct window_args args;
     FILE *notice; /* where notices and guest logs go (stderr) */
     unsigned vcpus; /* 1 or 2; 0: 2 when this process may use 2 CPUs */
+    bool no_kernel_copy; /* answer copy and allocate with CT_ENOTSUP
+                            (INSTAR_NO_KERNEL_COPY=1, for tests) */
 
     /* The worker vCPU's thread (run.c), NULL with one vCPU. */
     struct vmm_worker *worker;

@@ -1,31 +1,176 @@
+/*
+ * The convert engine: copies a window of a reader's virtual disk into a
+ * writer. Where the reader says a range is plain bytes of a file and the
+ * writer says where the range goes, the host copies it in the kernel
+ * (copy_file_range) and the bytes never enter the guest; zeros are
+ * allocated rather than written. Everything else, and everything after
+ * the host says it cannot (CT_ENOTSUP), goes through guest memory in
+ * large chunks: one host call per chunk per side whatever bs is.
+ */
 #include "engine.h"
 #include "../rt/rt.h"
+
+struct route {
+    struct fmt_reader *r;
+    struct fmt_writer *w;
+    const struct engine_buf *b;
+    uint64_t chunk;
+    struct g_error *err;
+    bool kernel; /* copy and allocate in the host; off after CT_ENOTSUP */
+};
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+static int host_failed(struct route *c, const char *what, uint64_t off,
+                       uint64_t len, int ret)
+{
+    return g_fail(c->err, ret == CT_ENOSPC ? G_ENOSPC : G_EIO,
+                  "%s: %s of %llu bytes at offset %llu failed: %s",
+                  c->w->name, what, (unsigned long long)len,
+                  (unsigned long long)off, ct_result_str(ret));
+}
+
+/* Input [in_off, +len) through guest memory to the writer. */
+static int buffered(struct route *c, uint64_t in_off, uint64_t out_off,
+                    uint64_t len)
+{
+    for (uint64_t done = 0; done < len;) {
+        uint64_t n = min64(len - done, c->chunk);
+        int ret = c->r->read(c->r, in_off + done, c->b->p, n);
+        if (ret == G_OK)
+            ret = fmt_writer_write(c->w, out_off + done, c->b->p, n);
+        if (ret != G_OK)
+            return ret;
+        done += n;
+    }
+    return G_OK;
+}
+
+/* A run the writer placed at file_off, filled through guest memory: the
+ * input's bytes, or zeros when zero is set. */
+static int put_direct(struct route *c, uint64_t in_off, uint64_t file_off,
+                      uint64_t len, bool zero)
+{
+    const struct ct_ops *ops = c->w->env->ops;
+    if (zero)
+        memset(c->b->p, 0, (size_t)min64(len, c->chunk));
+    for (uint64_t done = 0; done < len;) {
+        uint64_t n = min64(len - done, c->chunk);
+        int ret = zero ? G_OK : c->r->read(c->r, in_off + done, c->b->p, n);
+        if (ret != G_OK)
+            return ret;
+        ret = ops->write(ops->ctx, file_off + done, c->b->p, n);
+        if (ret != CT_OK)
+            return host_failed(c, "write", file_off + done, n, ret);
+        done += n;
+    }
+    return G_OK;
+}
+
+/* Plain input bytes (src in file e->handle) into a placed run. */
+static int copy_run(struct route *c, uint32_t handle, uint64_t src,
+                    uint64_t in_off, uint64_t file_off, uint64_t n)
+{
+    const struct ct_ops *ops = c->w->env->ops;
+    uint64_t done = 0;
+    while (c->kernel && done < n) {
+        uint64_t k = min64(n - done, CT_COPY_MAX_LEN), copied = 0;
+        int ret = ops->copy(ops->ctx, handle, src + done, file_off + done, k,
+                            &copied);
+        done += copied < k ? copied : k;
+        if (ret == CT_ENOTSUP)
+            c->kernel = false;
+        else if (ret != CT_OK)
+            return host_failed(c, "copy", file_off + done, k, ret);
+    }
+    return done < n ? put_direct(c, in_off + done, file_off + done,
+                                 n - done, false)
+                    : G_OK;
+}
+
+/* Zeros into a placed run: allocated, not written, where the host can. */
+static int zero_run(struct route *c, uint64_t file_off, uint64_t n)
+{
+    const struct ct_ops *ops = c->w->env->ops;
+    if (c->kernel) {
+        int ret = ops->allocate(ops->ctx, file_off, n);
+        if (ret == CT_OK)
+            return G_OK;
+        if (ret != CT_ENOTSUP)
+            return host_failed(c, "allocate", file_off, n, ret);
+        c->kernel = false;
+    }
+    return put_direct(c, 0, file_off, n, true);
+}
+
+/* One extent the writer places run by run. */
+static int placed(struct route *c, const struct fmt_extent *e,
+                  uint64_t in_off, uint64_t out_off)
+{
+    for (uint64_t done = 0; done < e->len;) {
+        uint64_t file_off = 0, n = 0;
+        int ret = fmt_writer_place(c->w, out_off + done, e->len - done,
+                                   &file_off, &n);
+        if (ret != G_OK)
+            return ret;
+        ret = e->kind == FMT_EXTENT_PLAIN
+                  ? copy_run(c, e->handle, e->file_off + done, in_off + done,
+                             file_off, n)
+                  : zero_run(c, file_off, n);
+        if (ret != G_OK)
+            return ret;
+        done += n;
+    }
+    return G_OK;
+}
+
+/* Input [in_off, in_off + len) to output [out_off, ...), extent by
+ * extent. */
+static int route(struct route *c, uint64_t in_off, uint64_t out_off,
+                 uint64_t len)
+{
+    while (len) {
+        struct fmt_extent e = {FMT_EXTENT_DATA, 0, 0, len};
+        int ret = c->r->extent ? c->r->extent(c->r, in_off, len, &e) : G_OK;
+        if (ret != G_OK)
+            return ret;
+        if (e.len == 0 || e.len > len)
+            return g_fail(c->err, G_EINVAL,
+                          "%s: extent of %llu bytes for %llu asked (reader "
+                          "bug)",
+                          c->r->name, (unsigned long long)e.len,
+                          (unsigned long long)len);
+        ret = e.kind != FMT_EXTENT_DATA && c->w->place
+                  ? placed(c, &e, in_off, out_off)
+                  : buffered(c, in_off, out_off, e.len);
+        if (ret != G_OK)
+            return ret;
+        in_off += e.len;
+        out_off += e.len;
+        len -= e.len;
+    }
+    return G_OK;
+}
 
 int engine_copy(struct fmt_reader *r, struct fmt_writer *w, uint64_t start,
                 uint64_t end, uint64_t out_size, const struct engine_buf *b,
                 struct g_error *err)
 {
-    uint64_t chunk = b->size < ENGINE_CHUNK_MAX ? b->size : ENGINE_CHUNK_MAX;
+    struct route c = {r, w, b, min64(b->size, ENGINE_CHUNK_MAX), err, true};
     uint64_t len = end - start;
-    uint64_t done = 0;
     int ret;
 
     if (end < start || out_size < len || out_size - len >= 512 ||
-        chunk < 512)
+        c.chunk < 512)
         return g_fail(err, G_EINVAL,
                       "engine: bad copy range [%llu, %llu) to %llu bytes",
                       (unsigned long long)start, (unsigned long long)end,
                       (unsigned long long)out_size);
-    while (done < len) {
-        uint64_t n = len - done < chunk ? len - done : chunk;
-        ret = r->read(r, start + done, b->p, n);
-        if (ret != G_OK)
-            return ret;
-        ret = fmt_writer_write(w, done, b->p, n);
-        if (ret != G_OK)
-            return ret;
-        done += n;
-    }
+    if ((ret = route(&c, start, 0, len)) != G_OK)
+        return ret;
     /* qemu's output size is the window rounded up to 512; the tail is
      * zeros, never input bytes past the window. */
     if (out_size > len) {

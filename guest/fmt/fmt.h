@@ -26,6 +26,21 @@ struct fmt_env {
                            (boot info); 0: CT_HANDLES_MAX */
 };
 
+/* Where a stretch of virtual disk comes from (a reader's block status). */
+enum fmt_extent_kind {
+    FMT_EXTENT_DATA,  /* only the reader's read() can produce it (compressed,
+                         merged with a bitmap, ...) */
+    FMT_EXTENT_ZERO,  /* reads as zeros */
+    FMT_EXTENT_PLAIN  /* the bytes are file `handle` at `file_off`, as is */
+};
+
+struct fmt_extent {
+    uint32_t kind;     /* enum fmt_extent_kind */
+    uint32_t handle;   /* PLAIN: the file */
+    uint64_t file_off; /* PLAIN: where the range starts in it */
+    uint64_t len;      /* 1 .. the length asked for */
+};
+
 struct fmt_reader {
     const char *name;   /* format name for messages */
     uint64_t vsize;     /* virtual size in bytes */
@@ -34,6 +49,12 @@ struct fmt_reader {
      * driver copies, but to let the host pread straight into it callers
      * pass I/O-area buffers (the engine always does). */
     int (*read)(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len);
+    /* Says what [off, off + len) starts with: e->len bytes (>= 1) of one
+     * kind. Plain ranges need no guest memory: the host copies them
+     * straight into the output. NULL: everything is DATA. Past vsize:
+     * ZERO. */
+    int (*extent)(struct fmt_reader *r, uint64_t off, uint64_t len,
+                  struct fmt_extent *e);
     const struct fmt_env *env;
     uint32_t handle;
     uint64_t file_size;
@@ -86,6 +107,12 @@ struct fmt_writer {
                  uint64_t len);
     int (*zero)(struct fmt_writer *w, uint64_t off, uint64_t len);
     int (*finish)(struct fmt_writer *w, uint64_t *file_size);
+    /* Like write() without the data: takes [off, off + len) as written and
+     * says where its first *n bytes (a contiguous run, 1 .. len) go in the
+     * file; the engine then puts them there itself (a host copy, or
+     * allocated zeros). NULL: the engine goes through write(). */
+    int (*place)(struct fmt_writer *w, uint64_t off, uint64_t len,
+                 uint64_t *file_off, uint64_t *n);
     uint64_t pos; /* where the next write or zero must start (engine) */
 };
 
@@ -98,6 +125,8 @@ int fmt_writer_open(const struct fmt_env *env, uint32_t format,
 int fmt_writer_write(struct fmt_writer *w, uint64_t off, const void *buf,
                      uint64_t len);
 int fmt_writer_zero(struct fmt_writer *w, uint64_t off, uint64_t len);
+int fmt_writer_place(struct fmt_writer *w, uint64_t off, uint64_t len,
+                     uint64_t *file_off, uint64_t *n);
 int fmt_writer_finish(struct fmt_writer *w, uint64_t *file_size);
 
 /* For writers: writes len bytes of buf (I/O area) at file offset off of

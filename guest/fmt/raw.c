@@ -20,6 +20,20 @@ static int raw_read(struct fmt_reader *r, uint64_t off, void *buf,
     return G_OK;
 }
 
+/* The file is the disk: plain up to its end, zeros after (the 512-byte
+ * rounding). */
+static int raw_extent(struct fmt_reader *r, uint64_t off, uint64_t len,
+                      struct fmt_extent *e)
+{
+    if (off >= r->file_size) {
+        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, len};
+        return G_OK;
+    }
+    uint64_t n = r->file_size - off < len ? r->file_size - off : len;
+    *e = (struct fmt_extent){FMT_EXTENT_PLAIN, r->handle, off, n};
+    return G_OK;
+}
+
 int fmt_raw_open(const struct fmt_env *env, uint32_t handle,
                  struct fmt_reader *r)
 {
@@ -32,6 +46,7 @@ int fmt_raw_open(const struct fmt_env *env, uint32_t handle,
     r->vsize = size;
     r->file_size = size;
     r->read = raw_read;
+    r->extent = raw_extent;
     r->env = env;
     r->handle = handle;
     return G_OK;

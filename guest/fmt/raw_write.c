@@ -18,6 +18,15 @@ static int raw_zero(struct fmt_writer *w, uint64_t off, uint64_t len)
     return G_OK;
 }
 
+static int raw_place(struct fmt_writer *w, uint64_t off, uint64_t len,
+                     uint64_t *file_off, uint64_t *n)
+{
+    (void)w;
+    *file_off = off;
+    *n = len;
+    return G_OK;
+}
+
 static int raw_finish(struct fmt_writer *w, uint64_t *file_size)
 {
     *file_size = w->vsize;
@@ -30,5 +39,6 @@ int fmt_raw_writer_open(struct fmt_writer *w)
     w->write = raw_write;
     w->zero = raw_zero;
     w->finish = raw_finish;
+    w->place = raw_place;
     return G_OK;
 }

@@ -41,6 +41,24 @@ int fmt_writer_zero(struct fmt_writer *w, uint64_t off, uint64_t len)
     return ret;
 }
 
+int fmt_writer_place(struct fmt_writer *w, uint64_t off, uint64_t len,
+                     uint64_t *file_off, uint64_t *n)
+{
+    int ret = check_range(w, "place", off, len);
+    if (ret != G_OK)
+        return ret;
+    if (!w->place || !len)
+        return out_of_order(w, "place", off);
+    if ((ret = w->place(w, off, len, file_off, n)) != G_OK)
+        return ret;
+    if (*n == 0 || *n > len)
+        return g_fail(w->env->err, G_EINVAL,
+                      "%s: placed %llu of %llu bytes (writer bug)", w->name,
+                      (unsigned long long)*n, (unsigned long long)len);
+    w->pos += *n;
+    return G_OK;
+}
+
 int fmt_writer_finish(struct fmt_writer *w, uint64_t *file_size)
 {
     return w->finish(w, file_size);

@@ -53,28 +53,83 @@ static int m_read(void *ctx, uint32_t handle, uint64_t off, void *buf,
     return CT_OK;
 }
 
-static int m_write(void *ctx, uint64_t off, const void *buf, uint64_t len)
+/* The output grown to hold [off, off + len): the host's checks, then the
+ * bytes' place (zeros until written). NULL when a rule is broken. */
+static uint8_t *out_at(struct ct_mem *m, uint64_t off, uint64_t len, int *ret)
 {
-    struct ct_mem *m = ctx;
     uint64_t end;
-    if (!m->begun)
-        return CT_ESTATE;
-    if (__builtin_add_overflow(off, len, &end) || end > m->out_limit)
-        return CT_ERANGE;
+    *ret = CT_OK;
+    if (!m->begun || m->ended) {
+        *ret = CT_ESTATE;
+        return NULL;
+    }
+    if (__builtin_add_overflow(off, len, &end) || end > m->out_limit) {
+        *ret = CT_ERANGE;
+        return NULL;
+    }
     if (end > m->out_cap) {
         size_t cap = (size_t)end;
         uint8_t *p = realloc(m->out, cap ? cap : 1);
-        if (!p)
-            return CT_EIO;
+        if (!p) {
+            *ret = CT_EIO;
+            return NULL;
+        }
         memset(p + m->out_cap, 0, cap - m->out_cap);
         m->out = p;
         m->out_cap = cap;
     }
-    memcpy(m->out + off, buf, (size_t)len);
     if (end > m->out_len)
         m->out_len = (size_t)end;
+    return m->out + off;
+}
+
+static int m_write(void *ctx, uint64_t off, const void *buf, uint64_t len)
+{
+    struct ct_mem *m = ctx;
+    int ret;
+    uint8_t *p = out_at(m, off, len, &ret);
+    if (!p)
+        return ret;
+    memcpy(p, buf, (size_t)len);
     m->writes++;
     return CT_OK;
+}
+
+/* As the host: file bytes to the output without the guest's memory. */
+static int m_copy(void *ctx, uint32_t handle, uint64_t src, uint64_t dst,
+                  uint64_t len, uint64_t *copied)
+{
+    struct ct_mem *m = ctx;
+    const uint8_t *d;
+    size_t dlen;
+    uint64_t end;
+    int ret;
+    *copied = 0;
+    if (!file_of(m, handle, &d, &dlen))
+        return CT_EBADH;
+    if (len == 0 || __builtin_add_overflow(src, len, &end) || end > dlen)
+        return CT_ERANGE;
+    if (m->no_kernel)
+        return CT_ENOTSUP;
+    uint8_t *p = out_at(m, dst, len, &ret);
+    if (!p)
+        return ret;
+    memcpy(p, d + src, (size_t)len);
+    *copied = len;
+    m->copies++;
+    return CT_OK;
+}
+
+static int m_allocate(void *ctx, uint64_t off, uint64_t len)
+{
+    struct ct_mem *m = ctx;
+    int ret;
+    if (len == 0)
+        return CT_ERANGE;
+    if (m->no_kernel)
+        return CT_ENOTSUP;
+    /* A fresh output reads zeros where nothing was written. */
+    return out_at(m, off, len, &ret) ? CT_OK : ret;
 }
 
 static int m_begin_output(void *ctx, uint32_t format, uint64_t vsize)
@@ -179,6 +234,8 @@ struct ct_ops ct_mem_ops(struct ct_mem *m)
                          .write = m_write,
                          .begin_output = m_begin_output,
                          .end_output = m_end_output,
+                         .copy = m_copy,
+                         .allocate = m_allocate,
                          .log = m_log,
                          .open_backing = m_open_backing};
     return ops;

@@ -8,14 +8,17 @@
 
 Test(abi, version_and_ports)
 {
-    cr_expect_eq(CT_ABI_VERSION, 5u);
+    cr_expect_eq(CT_ABI_VERSION, 6u);
     cr_expect_eq(CT_PORT_BASE, 0x500u);
     cr_expect_eq(CT_CALL_EXIT, 6);
     cr_expect_eq(CT_CALL_OPEN_BACKING, 8);
     cr_expect_eq(CT_CALL_WAKE, 9);
     cr_expect_eq(CT_CALL_PARK, 10);
     cr_expect_eq(CT_CALL_END_OUTPUT, 11);
-    cr_expect_eq(CT_CALL_COUNT, 12);
+    cr_expect_eq(CT_CALL_COPY, 12);
+    cr_expect_eq(CT_CALL_ALLOCATE, 13);
+    cr_expect_eq(CT_CALL_COUNT, 14);
+    cr_expect_eq(CT_ENOTSUP, -9);
     cr_expect_eq(CT_ENOSPC, -8);
     cr_expect_eq(CT_VCPUS_MAX, 2u);
     cr_expect_eq(CT_ELIMIT, -7);

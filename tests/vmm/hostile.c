@@ -43,6 +43,22 @@ static void begin(uint64_t vsize)
     call(CT_PORT_BASE + CT_CALL_BEGIN_OUTPUT, &a);
 }
 
+static int copy_call(uint32_t handle, uint64_t src, uint64_t dst,
+                     uint64_t len)
+{
+    struct ct_copy a = {.handle = handle, .ret = CT_EINVAL, .src_off = src,
+                        .dst_off = dst, .len = len};
+    call(CT_PORT_BASE + CT_CALL_COPY, &a);
+    return a.ret;
+}
+
+static int allocate_call(uint64_t off, uint64_t len)
+{
+    struct ct_allocate a = {.ret = CT_EINVAL, .offset = off, .len = len};
+    call(CT_PORT_BASE + CT_CALL_ALLOCATE, &a);
+    return a.ret;
+}
+
 static int end(uint64_t file_size)
 {
     struct ct_end_output a = {.ret = CT_EINVAL, .file_size = file_size};
@@ -193,6 +209,41 @@ void guest_main(const struct ct_bootinfo *bi)
         begin(bi->skip);
         write_call(bi->count - 511, io, 512);
         break;
+    case H_COPY_BAD_HANDLE:
+        begin(1024);
+        copy_call(7, 0, 0, 512);
+        break;
+    case H_COPY_PAST_EOF:
+        /* The input is one byte ("x"). */
+        begin(1024);
+        copy_call(CT_HANDLE_INPUT, 0, 0, 2);
+        break;
+    case H_COPY_PAST_BOUND:
+        begin(1024);
+        copy_call(CT_HANDLE_INPUT, 0, 1000, 512);
+        break;
+    case H_COPY_BEFORE_BEGIN:
+        copy_call(CT_HANDLE_INPUT, 0, 0, 1);
+        break;
+    case H_COPY_OVERSIZE:
+        begin(1024);
+        copy_call(CT_HANDLE_INPUT, 0, 0, CT_COPY_MAX_LEN + 1);
+        break;
+    case H_ALLOCATE_PAST_BOUND:
+        begin(1024);
+        allocate_call(1000, 512);
+        break;
+    case H_ALLOCATE_AFTER_END:
+        begin(0);
+        end(0);
+        allocate_call(0, 512);
+        break;
+    case H_COPY_OK:
+        begin(2048);
+        if (copy_call(CT_HANDLE_INPUT, 0, 0, 1024) != CT_OK ||
+            allocate_call(1024, 1024) != CT_OK || end(2048) != CT_OK)
+            ct_exit(CT_STATUS_FAIL, "hostile: copy or allocate refused");
+        ct_exit(CT_STATUS_OK, 0);
     case H_UNUSED_CALL_0:
     case H_UNUSED_CALL_1:
     case H_UNUSED_CALL_2:

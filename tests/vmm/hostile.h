@@ -44,6 +44,15 @@ enum hostile_scenario {
     H_UNUSED_CALL_0,      /* the ports the bitmap opens past the last call */
     H_UNUSED_CALL_1,
     H_UNUSED_CALL_2,
+    /* copy and allocate (ABI 6) */
+    H_COPY_BAD_HANDLE,
+    H_COPY_PAST_EOF,
+    H_COPY_PAST_BOUND,
+    H_COPY_BEFORE_BEGIN,
+    H_COPY_OVERSIZE,
+    H_ALLOCATE_PAST_BOUND,
+    H_ALLOCATE_AFTER_END,
+    H_COPY_OK,            /* 1 KiB input copied, 1 KiB allocated: exit ok */
 };
 
 #endif

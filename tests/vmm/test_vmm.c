@@ -266,6 +266,56 @@ Test(hostile, write_after_end_output)
     expect_stop(H_WRITE_AFTER_END, "write after end_output");
 }
 
+/* The kernel copy and allocate calls (ABI 6). */
+Test(hostile, copy_from_unknown_handle)
+{
+    expect_stop(H_COPY_BAD_HANDLE, "copy of bad handle 7");
+}
+Test(hostile, copy_past_the_end_of_the_input)
+{
+    expect_stop(H_COPY_PAST_EOF, "past the end of file 0");
+}
+Test(hostile, copy_past_the_output_bound)
+{
+    expect_stop(H_COPY_PAST_BOUND, "copy at offset 1000 length 512 beyond "
+                                   "the output limit 1024");
+}
+Test(hostile, copy_before_begin_output)
+{
+    expect_stop(H_COPY_BEFORE_BEGIN, "copy before begin_output");
+}
+Test(hostile, copy_oversize)
+{
+    expect_stop(H_COPY_OVERSIZE, "copy length");
+}
+Test(hostile, allocate_past_the_output_bound)
+{
+    expect_stop(H_ALLOCATE_PAST_BOUND, "allocate at offset 1000 length 512 "
+                                       "beyond");
+}
+Test(hostile, allocate_after_end_output)
+{
+    expect_stop(H_ALLOCATE_AFTER_END, "allocate after end_output");
+}
+
+/* A well-behaved copy: the input's bytes land in the output without the
+ * guest reading them. */
+Test(hostile, copy_and_allocate_fill_the_output)
+{
+    struct result r;
+    char buf[1024];
+    need_kvm();
+    memset(buf, 'k', sizeof buf);
+    run_guest(hostile_image, hostile_image_len, H_COPY_OK, CT_FMT_RAW, buf,
+              sizeof buf, NULL, &r);
+    cr_assert_eq(r.exit_code, 0, "%s", r.msg);
+    char got[2048];
+    cr_assert_eq(pread(r.out_fd, got, sizeof got, 0), 2048);
+    for (int i = 0; i < 2048; i++)
+        cr_assert_eq(got[i], i < 1024 ? 'k' : 0, "byte %d", i);
+    close(r.out_fd);
+}
+
 /* The ports just past the last call: a 4-byte outl there needs bits the
  * bitmap leaves closed, so the guest faults before the host sees it; on a
  * host whose KVM ignored the bitmap the dispatch table would stop it
@@ -525,6 +575,43 @@ Test(sandbox, allowed_calls_still_work_and_open_is_denied)
     int st;
     cr_assert_eq(waitpid(pid, &st, 0), pid);
     cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "status 0x%x", st);
+}
+
+/* copy_file_range is allowed only into the output: into any other fd
+ * the process dies. */
+Test(sandbox, copy_file_range_only_into_the_output)
+{
+    for (int into_output = 1; into_output >= 0; into_output--) {
+        int in = temp_file("0123456789abcdef", 16);
+        int out = temp_file(NULL, 0), other = temp_file(NULL, 0);
+        pid_t pid = fork();
+        cr_assert_geq(pid, 0);
+        if (pid == 0) {
+            char err[256];
+            struct sandbox_fds f = {.vcpu_fd = -1, .out_fd = out,
+                                    .keep = {in, other}, .nkeep = 2};
+            loff_t a = 0, b = 0;
+            if (sandbox_lockdown(&f, err, sizeof err) < 0)
+                _exit(2);
+            if (copy_file_range(in, &a, into_output ? out : other, &b, 16,
+                                0) != 16 ||
+                fallocate(out, 0, 0, 4096) < 0)
+                _exit(4);
+            _exit(0);
+        }
+        int st;
+        cr_assert_eq(waitpid(pid, &st, 0), pid);
+        if (into_output)
+            cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x",
+                      st);
+        else
+            cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS,
+                      "status 0x%x: a copy into another fd must be killed",
+                      st);
+        close(in);
+        close(out);
+        close(other);
+    }
 }
 
 static bool file_has(const char *path, const char *line)
