@@ -268,8 +268,10 @@ int fmt_vpc_open(const struct fmt_env *env, uint32_t handle,
                           (unsigned long long)(v->file_size -
                                                VPC_FOOTER_LEN));
         r->read = vpc_read_fixed;
+        r->extent = vpc_extent_fixed;
         return G_OK;
     }
     r->read = vpc_read_sparse;
+    r->extent = vpc_extent_sparse;
     return open_sparse(env, r, v, ft);
 }

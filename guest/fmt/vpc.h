@@ -63,6 +63,10 @@ int vpc_read_fixed(struct fmt_reader *r, uint64_t off, void *buf,
                    uint64_t len);
 int vpc_read_sparse(struct fmt_reader *r, uint64_t off, void *buf,
                     uint64_t len);
+int vpc_extent_fixed(struct fmt_reader *r, uint64_t off, uint64_t len,
+                     struct fmt_extent *e);
+int vpc_extent_sparse(struct fmt_reader *r, uint64_t off, uint64_t len,
+                      struct fmt_extent *e);
 
 /* vpc_parent.c */
 int vpc_open_parent(const struct fmt_env *env, struct fmt_reader *r,

@@ -256,3 +256,76 @@ int vpc_read_sparse(struct fmt_reader *r, uint64_t off, void *buf,
         memset(out + (end - off), 0, (size_t)(len - (end - off)));
     return G_OK;
 }
+
+/* ---- block status (extent) ---------------------------------------------- */
+
+/* Past a disk's end, and where a reader has no map of its own: the rest. */
+static int extent_of(struct fmt_reader *p, uint64_t off, uint64_t len,
+                     struct fmt_extent *e)
+{
+    if (off >= p->vsize) {
+        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, len};
+        return G_OK;
+    }
+    if (p->vsize - off < len)
+        len = p->vsize - off;
+    if (!p->extent) {
+        *e = (struct fmt_extent){FMT_EXTENT_DATA, 0, 0, len};
+        return G_OK;
+    }
+    return p->extent(p, off, len, e);
+}
+
+int vpc_extent_fixed(struct fmt_reader *r, uint64_t off, uint64_t len,
+                     struct fmt_extent *e)
+{
+    if (off >= r->vsize)
+        return extent_of(r, off, len, e);
+    *e = (struct fmt_extent){FMT_EXTENT_PLAIN, r->handle, off,
+                             r->vsize - off < len ? r->vsize - off : len};
+    return G_OK;
+}
+
+/* What [off, off + len) of a dynamic or differencing disk starts with: a
+ * run of sectors stored in this file (plain), or absent ones (zeros, or
+ * whatever the parent has there). */
+int vpc_extent_sparse(struct fmt_reader *r, uint64_t off, uint64_t len,
+                      struct fmt_extent *e)
+{
+    struct vpc *v = r->priv;
+    uint32_t entry;
+    int ret;
+
+    if (off >= r->vsize)
+        return extent_of(r, off, len, e);
+    uint64_t block = off >> v->block_shift;
+    uint64_t in = off & (v->block_size - 1);
+    uint64_t span = v->block_size - in;
+    if (span > len)
+        span = len;
+    if (span > r->vsize - off)
+        span = r->vsize - off;
+    if ((ret = vpc_bat_entry(r, (uint32_t)block, &entry)) != G_OK)
+        return ret;
+    if (entry != VPC_BAT_UNUSED) {
+        if ((ret = load_bitmap(r, (uint32_t)block, entry)) != G_OK)
+            return ret;
+        /* The run of sectors that share the first one's bit. */
+        bool set = sector_present(v, in / VPC_SECTOR);
+        uint64_t q = (in / VPC_SECTOR + 1) * VPC_SECTOR;
+        while (q < in + span && sector_present(v, q / VPC_SECTOR) == set)
+            q += VPC_SECTOR;
+        if (q - in < span)
+            span = q - in;
+        if (set) {
+            *e = (struct fmt_extent){
+                FMT_EXTENT_PLAIN, r->handle,
+                (uint64_t)entry * VPC_SECTOR + v->bitmap_size + in, span};
+            return G_OK;
+        }
+    }
+    if (v->parent)
+        return extent_of(v->parent, off, span, e);
+    *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, span};
+    return G_OK;
+}

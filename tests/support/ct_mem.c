@@ -22,6 +22,12 @@ static bool file_of(struct ct_mem *m, uint32_t handle, const uint8_t **data,
     return true;
 }
 
+bool ct_mem_file(struct ct_mem *m, uint32_t handle, const uint8_t **data,
+                 size_t *len)
+{
+    return file_of(m, handle, data, len);
+}
+
 static int m_size(void *ctx, uint32_t handle, uint64_t *size)
 {
     const uint8_t *d;

@@ -56,5 +56,8 @@ void ct_mem_free(struct ct_mem *m);
 void ct_mem_add_file(struct ct_mem *m, const char *name, const uint8_t *data,
                      size_t len);
 struct ct_ops ct_mem_ops(struct ct_mem *m);
+/* The bytes behind a granted handle (0: the input). */
+bool ct_mem_file(struct ct_mem *m, uint32_t handle, const uint8_t **data,
+                 size_t *len);
 
 #endif
