@@ -106,6 +106,7 @@ struct ctx {
     struct ct_ops ops;
     struct g_error err;
     struct arena heap, io;
+    struct fmt_chain chain;
     struct fmt_env env;
     void *hm, *im;
     struct fmt_reader *r;
@@ -124,8 +125,8 @@ static void ctx_init(struct ctx *c, const struct img *m)
     arena_init(&c->io, c->im, 24 << 20);
     /* Two workers, as in dd.bin on a 2-CPU host: compressed clusters are
      * inflated by both. */
-    c->env = (struct fmt_env){&c->ops, &c->err, &c->heap, &c->io,
-                              par_threads(), 0};
+    c->env = (struct fmt_env){&c->ops, &c->err, &c->heap,   &c->io,
+                              par_threads(), 0,   &c->chain};
 }
 
 static int ctx_open(struct ctx *c)
@@ -618,6 +619,69 @@ Test(qcow2, compressed_past_eof)
     expect_read_error(&m, 0, 512, G_ECORRUPT,
                       "qcow2: L2 entry for guest offset 0: compressed cluster "
                       "offset 20480 is past the end of the file");
+}
+
+/* --- a chain of compressed 2 MiB-cluster images --------------------------- */
+/* Image j of a chain of n ("c0.qcow2" on top) holds guest cluster j,
+ * compressed, and is backed by image j + 1: a read of the whole disk
+ * inflates one cluster from each image, in turn. */
+static unsigned chain_n;
+static uint8_t chain_want(uint64_t g)
+{
+    return g >> 21 < chain_n ? comp_want(g) : 0;
+}
+
+static struct img chain_img(unsigned j, unsigned n)
+{
+    struct img m = img_new(3, 21, 4ull << 21, 4, 0);
+    uint64_t host = 3 * m.cs + 512, x = 62 - (21 - 8);
+    size_t len = deflate_cluster(j, m.cs, m.d + host, m.len - host);
+    uint64_t nsec = (host + len - 1) / 512 - host / 512;
+    l2(&m, j, COMPRESSED | nsec << x | host, 0);
+    if (j + 1 < n) {
+        char name[16];
+        snprintf(name, sizeof name, "c%u.qcow2", j + 1);
+        backing(&m, name, "qcow2");
+    }
+    return m;
+}
+
+/* Reads the whole chain of n, whole clusters and parts across images;
+ * returns the I/O memory it took. */
+static uint64_t chain_io_used(unsigned n)
+{
+    struct img m[4];
+    struct ctx c;
+    char names[4][16];
+
+    for (unsigned j = 0; j < n; j++)
+        m[j] = chain_img(j, n);
+    ctx_init(&c, &m[0]);
+    for (unsigned j = 1; j < n; j++) {
+        snprintf(names[j], sizeof names[j], "c%u.qcow2", j);
+        ct_mem_add_file(&c.m, names[j], m[j].d, m[j].len);
+    }
+    cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
+    chain_n = n;
+    expect_bytes(c.r, 0, 4ull << 21, chain_want, &c.err);
+    expect_bytes(c.r, (2ull << 21) - 100, 200, chain_want, &c.err);
+    expect_bytes(c.r, (1ull << 21) - 100, 200, chain_want, &c.err);
+    uint64_t used = c.io.used;
+    ctx_free(&c);
+    for (unsigned j = 0; j < n; j++)
+        free(m[j].d);
+    return used;
+}
+
+/* Buffers that grow with the cluster size (L2 cache, compressed-cluster
+ * windows: ~8 MiB per image with 2 MiB clusters) are the chain's, not
+ * each image's: a deeper chain costs only the small per-image state. */
+Test(qcow2, chain_shares_cluster_sized_buffers)
+{
+    uint64_t one = chain_io_used(1), four = chain_io_used(4);
+    cr_expect_leq(four - one, 3 * (160u << 10), "1 image: %llu, 4: %llu",
+                  (unsigned long long)one, (unsigned long long)four);
+    cr_expect_leq(one, 9u << 20, "%llu", (unsigned long long)one);
 }
 
 /* --- extended L2 entries (16 KiB clusters, 512-byte subclusters) -------- */
