@@ -269,7 +269,7 @@ static int open_backing(struct qcow2 *q, struct fmt_reader *r,
                         const struct qcow2_exts *x)
 {
     const struct fmt_env *env = q->env;
-    uint32_t fmt = CT_FMT_PROBE, h = 0;
+    uint32_t fmt = CT_FMT_PROBE, h = 0, len = 0;
     uint64_t end;
     int ret;
 
@@ -284,13 +284,6 @@ static int open_backing(struct qcow2 *q, struct fmt_reader *r,
                       "inside the header cluster",
                       (unsigned long long)hdr->backing_offset,
                       (unsigned)hdr->backing_size);
-    if (q->has_data_file &&
-        (hdr->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW))
-        return g_fail(env->err, G_ECORRUPT,
-                      "qcow2: a backing file conflicts with the data-file-raw "
-                      "bit");
-    if ((ret = backing_format(q, x, &fmt)) != G_OK)
-        return ret;
     char *name = fmt_io_alloc(env, hdr->backing_size, "qcow2",
                               "backing file name");
     if (!name)
@@ -299,14 +292,26 @@ static int open_backing(struct qcow2 *q, struct fmt_reader *r,
                     hdr->backing_size, "qcow2", "backing file name");
     if (ret != G_OK)
         return ret;
-    ret = fmt_open_backing(env, q->handle, name, hdr->backing_size, "qcow2",
-                           &h);
+    /* qemu keeps the name as a C string: it ends at the first NUL, and
+     * an empty one is no backing file, whatever the backing format says
+     * (measured with qemu-img 7.2). */
+    while (len < hdr->backing_size && name[len] != '\0')
+        len++;
+    if (len == 0)
+        return G_OK;
+    if (q->has_data_file &&
+        (hdr->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW))
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: a backing file conflicts with the data-file-raw "
+                      "bit");
+    if ((ret = backing_format(q, x, &fmt)) != G_OK)
+        return ret;
+    ret = fmt_open_backing(env, q->handle, name, len, "qcow2", &h);
     if (ret != G_OK)
         return ret;
     /* qemu probes a backing file without a format by content and name. */
     return fmt_open_named(env, h, fmt, r->depth + 1,
-                          fmt_name_is_dmg(name, hdr->backing_size),
-                          &q->backing);
+                          fmt_name_is_dmg(name, len), &q->backing);
 }
 
 static int open_data_file(struct qcow2 *q, const struct qcow2_exts *x)

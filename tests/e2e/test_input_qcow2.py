@@ -252,6 +252,65 @@ def test_forced_qcow2_format(qcow2_inputs, instar_bin, qemu_img, tmp_path):
              ["-f", "qcow2", "bs=1000", "skip=1"], tmp_path)
 
 
+# --- backing names with NUL bytes ---------------------------------------------
+
+def _set_backing_name(path, payload, fmt=None):
+    """Rewrites the backing name bytes (backing_file_size = len(payload))
+    and optionally the backing format extension's name."""
+    with open(path, "r+b") as f:
+        head = bytearray(f.read(65536))
+        off = struct.unpack(">Q", head[8:16])[0]
+        old = struct.unpack(">I", head[16:20])[0]
+        head[off:off + max(old, len(payload))] = \
+            payload.ljust(max(old, len(payload)), b"\0")
+        head[16:20] = struct.pack(">I", len(payload))
+        if fmt is not None:
+            i = head.find(bytes.fromhex("e2792aca"))
+            assert i >= 0 and len(fmt) <= struct.unpack(">I", head[i + 4:i + 8])[0]
+            head[i + 4:i + 8] = struct.pack(">I", len(fmt))
+            head[i + 8:i + 8 + len(fmt)] = fmt
+        f.seek(0)
+        f.write(head)
+
+
+# qemu-img 7.2 keeps the name as a C string: it ends at the first NUL, and
+# an empty one means no backing file (the backing format is then unused).
+@pytest.mark.parametrize("payload,fmt", [
+    (b"base.raw\0\0\0\0", None),
+    (b"base.raw\0junk", None),
+    (b"\0\0\0\0", None),
+    (b"\0base.raw", None),
+    (b"\0\0\0", b"qed"),
+], ids=["padded", "junk-after-nul", "all-nul", "leading-nul", "all-nul-qed"])
+def test_backing_name_with_nuls(payload, fmt, images, qemu_img, instar_bin,
+                                tmp_path):
+    qemu_io = _qemu_io()
+    if not qemu_io:
+        pytest.skip("qemu-io not installed (qemu-utils)")
+    shutil.copyfile(images["multi"], tmp_path / "base.raw")
+    path = str(tmp_path / "ov.qcow2")
+    _run(qemu_img, "create", "-f", "qcow2", "-b", "base.raw", "-F", "raw",
+         path, str(5 * MiB), cwd=str(tmp_path))
+    _write(qemu_io, path, OV_WRITES)
+    _set_backing_name(path, payload, fmt)
+    for n, extra in enumerate([["bs=65536"], ["bs=1000", "skip=3", "count=700"]]):
+        _compare(qemu_img, instar_bin, path, extra, tmp_path, str(n))
+
+
+def test_backing_name_cut_at_nul_names_a_missing_file(images, qemu_img,
+                                                      instar_bin, tmp_path):
+    """b"base\0junk": both open "base", which does not exist."""
+    shutil.copyfile(images["multi"], tmp_path / "base.raw")
+    path = str(tmp_path / "ov.qcow2")
+    _run(qemu_img, "create", "-f", "qcow2", "-b", "base.raw", "-F", "raw",
+         path, str(5 * MiB), cwd=str(tmp_path))
+    _set_backing_name(path, b"base\0junk")
+    q = run_dd(qemu_img, [f"if={path}", f"of={tmp_path}/q.raw"])
+    assert q.rc == 1 and f"Could not open '{tmp_path}/base'" in q.stderr, q
+    i = _refused(instar_bin, str(tmp_path), path, [])
+    assert "cannot open 'base':" in i.stderr, i.stderr
+
+
 # --- a deep chain of compressed 2 MiB-cluster images -------------------------
 
 def _text(tag, n):

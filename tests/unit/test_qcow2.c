@@ -91,14 +91,21 @@ static void ext(struct img *m, uint32_t type, const void *data, uint32_t len)
     m->ext_at += 8 + (len + 7) / 8 * 8;
 }
 
-static void backing(struct img *m, const char *name, const char *fmt)
+/* A backing name of len bytes (NULs included) and optionally a format. */
+static void backing_n(struct img *m, const char *name, uint32_t len,
+                      const char *fmt)
 {
     if (fmt)
         ext(m, 0xe2792aca, fmt, (uint32_t)strlen(fmt));
     uint32_t off = m->ext_at + 8; /* after the end-of-extensions marker */
-    memcpy(m->d + off, name, strlen(name));
+    memcpy(m->d + off, name, len);
     be64(m->d + 8, off);
-    be32(m->d + 16, (uint32_t)strlen(name));
+    be32(m->d + 16, len);
+}
+
+static void backing(struct img *m, const char *name, const char *fmt)
+{
+    backing_n(m, name, (uint32_t)strlen(name), fmt);
 }
 
 struct ctx {
@@ -182,6 +189,18 @@ static void expect_bytes(struct fmt_reader *r, uint64_t off, uint64_t len,
     free(buf);
 }
 
+/* Opens m, expects [0, len) to read as want, and frees m. */
+static void expect_image(struct img *m, uint64_t len,
+                         uint8_t (*want)(uint64_t))
+{
+    struct ctx c;
+    ctx_init(&c, m);
+    cr_assert_eq(ctx_open(&c), G_OK, "open: %s", c.err.msg);
+    expect_bytes(c.r, 0, len, want, &c.err);
+    ctx_free(&c);
+    free(m->d);
+}
+
 /* --- a v3 image with 512-byte clusters: every kind of cluster ---------- */
 /* guest cluster: 0,1 -> host 3,4 (contiguous); 2 zero flag; 3 unallocated;
  * 4 -> host 6; 5 zero flag with a preallocated offset; 6,7 -> host 7,8. */
@@ -243,12 +262,7 @@ Test(qcow2, contiguous_clusters_are_one_host_read)
 Test(qcow2, v2_image)
 {
     struct img m = basic(2);
-    struct ctx c;
-    ctx_init(&c, &m);
-    cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
-    expect_bytes(c.r, 0, 4096, basic_want, &c.err);
-    ctx_free(&c);
-    free(m.d);
+    expect_image(&m, 4096, basic_want);
 }
 
 Test(qcow2, size_rounds_down_to_512_like_qemu)
@@ -267,12 +281,7 @@ Test(qcow2, dirty_and_corrupt_bits_are_read)
 {
     struct img m = basic(3);
     be64(m.d + 72, 3);
-    struct ctx c;
-    ctx_init(&c, &m);
-    cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
-    expect_bytes(c.r, 0, 4096, basic_want, &c.err);
-    ctx_free(&c);
-    free(m.d);
+    expect_image(&m, 4096, basic_want);
 }
 
 Test(qcow2, dd_through_the_engine)
@@ -399,6 +408,60 @@ Test(qcow2, chain_of_three)
     free(b);
     free(mid.d);
     free(top.d);
+}
+
+/* The name ends at its first NUL, as in qemu (a C string there); what
+ * follows it inside backing_file_size is ignored. */
+static void nul_name_case(const char *name, uint32_t len)
+{
+    struct img m = basic(3);
+    backing_n(&m, name, len, "raw");
+    uint8_t *b = raw_base(8192);
+    struct ctx c;
+    ctx_init(&c, &m);
+    ct_mem_add_file(&c.m, "base.raw", b, 8192);
+    cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
+    base_len = 8192;
+    expect_bytes(c.r, 0, 4096, over_want, &c.err);
+    ctx_free(&c);
+    free(b);
+    free(m.d);
+}
+
+Test(qcow2, backing_name_padded_with_nuls)
+{
+    nul_name_case("base.raw\0\0\0\0", 12);
+}
+
+Test(qcow2, backing_name_ends_at_first_nul)
+{
+    nul_name_case("base.raw\0junk", 13);
+}
+
+/* An empty name after the cut is no backing file at all, even with a
+ * backing format instar does not know: unallocated clusters read zeros. */
+Test(qcow2, backing_name_of_nuls_is_no_backing_file)
+{
+    struct img m = basic(3);
+    backing_n(&m, "\0\0\0\0", 4, "qed");
+    expect_image(&m, 4096, basic_want);
+}
+
+/* qemu probes a backing file named *.dmg as dmg: the name it means is the
+ * one before the NULs. */
+Test(qcow2, backing_dmg_name_before_nuls)
+{
+    struct img m = basic(3);
+    backing_n(&m, "b.dmg\0\0", 7, NULL);
+    uint8_t *b = raw_base(8192);
+    struct ctx c;
+    ctx_init(&c, &m);
+    ct_mem_add_file(&c.m, "b.dmg", b, 8192);
+    cr_assert_eq(ctx_open(&c), G_ENOTSUP, "%s", c.err.msg);
+    cr_expect_str_eq(c.err.msg, "dmg image: format not supported by instar");
+    ctx_free(&c);
+    free(b);
+    free(m.d);
 }
 
 Test(qcow2, backing_missing_is_refused)
