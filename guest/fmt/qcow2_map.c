@@ -184,17 +184,27 @@ static int l2_entry(struct qcow2 *q, uint64_t idx, uint64_t l2i,
     return G_OK;
 }
 
+/* qemu checks the cluster offset of every entry that has one, whether or
+ * not the read uses it (zero clusters, unallocated subclusters). */
+static int check_aligned(struct qcow2 *q, uint64_t guest, uint64_t host)
+{
+    if (host & (q->cluster_size - 1))
+        return g_fail(q->env->err, G_ECORRUPT,
+                      "qcow2: L2 entry for guest offset %llu: cluster offset "
+                      "%llu is not cluster-aligned",
+                      (unsigned long long)guest, (unsigned long long)host);
+    return G_OK;
+}
+
 /* Where an allocated cluster's data is: aligned, inside its file, and in
  * a data file at the guest's own offset (spec: "must match"). */
 static int check_data(struct qcow2 *q, uint64_t guest, uint64_t host)
 {
     const struct fmt_env *env = q->env;
+    int ret;
 
-    if (host & (q->cluster_size - 1))
-        return g_fail(env->err, G_ECORRUPT,
-                      "qcow2: L2 entry for guest offset %llu: cluster offset "
-                      "%llu is not cluster-aligned",
-                      (unsigned long long)guest, (unsigned long long)host);
+    if ((ret = check_aligned(q, guest, host)) != G_OK)
+        return ret;
     if (q->has_data_file) {
         if (host != guest)
             return g_fail(env->err, G_ECORRUPT,
@@ -265,6 +275,11 @@ static int subclusters(struct qcow2 *q, uint64_t guest, uint64_t host,
                       "qcow2: L2 entry for guest offset %llu: subclusters "
                       "0x%x are both allocated and zero",
                       (unsigned long long)guest, (unsigned)(alloc & zero));
+    /* An offset no subcluster uses must still be aligned (qemu: "Cluster
+     * allocation offset ... unaligned"); an aligned one past EOF is read
+     * as unallocated by qemu too. */
+    if (allocated && (ret = check_aligned(q, guest, host)) != G_OK)
+        return ret;
     if (alloc && (ret = check_data(q, guest, host)) != G_OK)
         return ret;
     uint32_t sc = (uint32_t)(in / q->sc_size), end = sc + 1;
@@ -317,12 +332,8 @@ static int lookup(struct qcow2 *q, uint64_t off, struct piece *p)
                           "qcow2: L2 entry for guest offset %llu has the "
                           "zero flag in a version 2 image",
                           (unsigned long long)guest);
-        if (host & (q->cluster_size - 1))
-            return g_fail(env->err, G_ECORRUPT,
-                          "qcow2: L2 entry for guest offset %llu: cluster "
-                          "offset %llu is not cluster-aligned",
-                          (unsigned long long)guest,
-                          (unsigned long long)host);
+        if ((ret = check_aligned(q, guest, host)) != G_OK)
+            return ret;
         p->kind = RUN_ZERO;
         return G_OK;
     }

@@ -252,6 +252,64 @@ def test_forced_qcow2_format(qcow2_inputs, instar_bin, qemu_img, tmp_path):
              ["-f", "qcow2", "bs=1000", "skip=1"], tmp_path)
 
 
+# --- corruption qemu-img refuses at open or read ---------------------------
+
+def _patch(path, *fields):
+    """fields: (offset, struct format, value) written big-endian."""
+    with open(path, "r+b") as f:
+        for off, fmt, value in fields:
+            f.seek(off)
+            f.write(struct.pack(fmt, value))
+
+
+def _both_refuse(qemu_img, instar_bin, path, tmp_path, extra=()):
+    q = run_dd(qemu_img, [f"if={path}", f"of={tmp_path}/q.raw", *extra])
+    assert q.rc == 1, q
+    return _refused(instar_bin, str(tmp_path), path, list(extra))
+
+
+def _extl2_entry_patched(qemu_img, tmp_path, index, entry, bitmap):
+    """A 64 KiB-cluster extended-L2 image (clusters 0-1 data, 2 zero, 3
+    partly written) with L2 entry `index` replaced."""
+    qemu_io = _qemu_io()
+    if not qemu_io:
+        pytest.skip("qemu-io not installed (qemu-utils)")
+    path = str(tmp_path / "x.qcow2")
+    _run(qemu_img, "create", "-q", "-f", "qcow2", "-o", "extended_l2=on",
+         path, str(4 * MiB))
+    _write(qemu_io, path, [(0, 131072, 0x41), (131072, 65536, "z"),
+                           (196608, 4096, 0x42)])
+    with open(path, "rb") as f:
+        head = f.read(64)
+        l1 = struct.unpack(">Q", head[40:48])[0]
+        f.seek(l1)
+        l2 = struct.unpack(">Q", f.read(8))[0] & ((1 << 56) - 512)
+    _patch(path, (l2 + 16 * index, ">Q", entry), (l2 + 16 * index + 8, ">Q",
+                                                   bitmap))
+    return path
+
+
+# qemu checks the cluster offset of an extended L2 entry even when no
+# subcluster is allocated: "Cluster allocation offset 0x70200 unaligned",
+# an I/O error when that cluster is read (other clusters still read).
+@pytest.mark.parametrize("bitmap", [0, 0xFFFFFFFF << 32],
+                         ids=["empty", "zero-only"])
+def test_extl2_unaligned_unused_offset_refused_like_qemu(
+        bitmap, qemu_img, instar_bin, tmp_path):
+    path = _extl2_entry_patched(qemu_img, tmp_path, 3, 1 << 63 | 0x70200,
+                                bitmap)
+    i = _both_refuse(qemu_img, instar_bin, path, tmp_path, ["bs=65536"])
+    assert "cluster offset 459264 is not cluster-aligned" in i.stderr
+    _compare(qemu_img, instar_bin, path, ["bs=65536", "count=3"], tmp_path)
+
+
+def test_extl2_aligned_unused_offset_past_eof_read_like_qemu(
+        qemu_img, instar_bin, tmp_path):
+    path = _extl2_entry_patched(qemu_img, tmp_path, 4, 1 << 63 | 0x10000000,
+                                0)
+    _compare(qemu_img, instar_bin, path, ["bs=65536"], tmp_path)
+
+
 # --- backing names with NUL bytes ---------------------------------------------
 
 def _set_backing_name(path, payload, fmt=None):

@@ -820,6 +820,35 @@ Test(qcow2, extended_l2_allocated_without_offset)
                       "allocation bitmap 0x2 without a cluster offset");
 }
 
+/* qemu refuses an unaligned cluster offset even when no subcluster is
+ * allocated ("Cluster allocation offset ... unaligned"). */
+Test(qcow2, extended_l2_unaligned_offset_nothing_allocated)
+{
+    struct img m = extl2_img();
+    l2(&m, 1, (3 * m.cs + 512) | COPIED, 0);
+    expect_read_error(&m, 16384, 512, G_ECORRUPT,
+                      "qcow2: L2 entry for guest offset 16384: cluster offset "
+                      "49664 is not cluster-aligned");
+}
+
+Test(qcow2, extended_l2_unaligned_offset_only_zero_subclusters)
+{
+    struct img m = extl2_img();
+    l2(&m, 1, 3 * m.cs + 512, 0xffffffffull << 32);
+    expect_read_error(&m, 16384 + 4096, 512, G_ECORRUPT,
+                      "qcow2: L2 entry for guest offset 16384: cluster offset "
+                      "49664 is not cluster-aligned");
+}
+
+/* An aligned offset that no subcluster uses is not looked at, even past
+ * EOF: qemu reads such a cluster as its bitmap says, and so does instar. */
+Test(qcow2, extended_l2_unused_offset_past_eof_is_not_read)
+{
+    struct img m = extl2_img();
+    l2(&m, 1, (1ull << 30) | COPIED, 0x4ull << 32);
+    expect_image(&m, 32768, extl2_want);
+}
+
 Test(qcow2, extended_l2_needs_16k_clusters)
 {
     struct img m = img_new(3, 13, 8192, 4, 16);
