@@ -268,6 +268,42 @@ def _both_refuse(qemu_img, instar_bin, path, tmp_path, extra=()):
     return _refused(instar_bin, str(tmp_path), path, list(extra))
 
 
+# qemu-img 7.2 reads the refcount table at open: "Image does not contain a
+# reference count table" (0 clusters), "Reference count table too large"
+# (more than 8 MiB of table), "Reference count table offset invalid"
+# (unaligned), "Could not initialize refcount handling" (ends past
+# 2^63 - 2^30).
+@pytest.mark.parametrize("fields,message", [
+    ([(56, ">I", 0)], "refcount_table_clusters is 0"),
+    ([(56, ">I", 129)], "refcount_table_clusters 129 exceeds 128"),
+    ([(56, ">I", 1 << 31)], "refcount_table_clusters 2147483648 exceeds 128"),
+    ([(48, ">Q", 512)], "refcount_table_offset 512 is not cluster-aligned"),
+    ([(48, ">Q", 0x7FFFFFFFC0000000)], "the last one qemu reads"),
+    ([(48, ">Q", 0x7FFFFFFFFFFF0000)], "the last one qemu reads"),
+], ids=["none", "129", "2^31", "unaligned", "past-limit", "past-int64"])
+def test_refcount_table_refused_like_qemu(fields, message, images, qemu_img,
+                                          instar_bin, tmp_path):
+    path = str(tmp_path / "r.qcow2")
+    _run(qemu_img, "convert", "-f", "raw", "-O", "qcow2", images["mid"], path)
+    _patch(path, *fields)
+    i = _both_refuse(qemu_img, instar_bin, path, tmp_path)
+    assert message in i.stderr, i.stderr
+
+
+@pytest.mark.parametrize("fields", [
+    [(56, ">I", 128)],
+    [(48, ">Q", 0)],
+    [(48, ">Q", 1 << 40)],
+    [(48, ">Q", 0x7FFFFFFFBFFF0000)],
+], ids=["128", "offset-0", "past-eof", "at-limit"])
+def test_refcount_table_accepted_like_qemu(fields, images, qemu_img,
+                                           instar_bin, tmp_path):
+    path = str(tmp_path / "r.qcow2")
+    _run(qemu_img, "convert", "-f", "raw", "-O", "qcow2", images["mid"], path)
+    _patch(path, *fields)
+    _compare(qemu_img, instar_bin, path, [], tmp_path)
+
+
 def _extl2_entry_patched(qemu_img, tmp_path, index, entry, bitmap):
     """A 64 KiB-cluster extended-L2 image (clusters 0-1 data, 2 zero, 3
     partly written) with L2 entry `index` replaced."""

@@ -63,6 +63,9 @@ static struct img img_new(unsigned version, unsigned cb, uint64_t vsize,
     uint64_t span = m.cs * (m.cs / m.eb);
     be32(m.d + 36, (uint32_t)((vsize + span - 1) / span));
     be64(m.d + 40, m.cs);       /* L1 at cluster 1 */
+    /* qemu refuses an image without a refcount table; instar never reads
+     * it, so it may overlap the header. */
+    be32(m.d + 56, 1);
     be64(m.d + m.cs, 2 * m.cs | COPIED); /* L2 at cluster 2 */
     if (version == 3) {
         be64(m.d + 72, incompat);
@@ -990,6 +993,65 @@ Test(qcow2, refcount_order_invalid)
     struct img m = basic(3);
     be32(m.d + 96, 7);
     expect_open_error(&m, G_ECORRUPT, "qcow2: refcount_order 7 exceeds 6");
+}
+
+/* qemu reads the refcount table at open and refuses these (instar never
+ * reads it, but must not read what qemu refuses). */
+Test(qcow2, refcount_table_missing)
+{
+    struct img m = basic(3);
+    be32(m.d + 56, 0);
+    expect_open_error(&m, G_ECORRUPT,
+                      "qcow2: refcount_table_clusters is 0: the image has no "
+                      "refcount table");
+}
+
+Test(qcow2, refcount_table_too_large)
+{
+    /* 8 MiB of table at most: 16384 clusters of 512 bytes. */
+    struct img m = basic(3);
+    be32(m.d + 56, 16384 + 1);
+    expect_open_error(&m, G_ECORRUPT,
+                      "qcow2: refcount_table_clusters 16385 exceeds 16384 "
+                      "(8388608 bytes of table)");
+    m = basic(3);
+    be32(m.d + 56, 1u << 31);
+    expect_open_error(&m, G_ECORRUPT,
+                      "qcow2: refcount_table_clusters 2147483648 exceeds "
+                      "16384 (8388608 bytes of table)");
+    m = basic(3);
+    be32(m.d + 56, 16384);
+    expect_image(&m, 4096, basic_want);
+}
+
+Test(qcow2, refcount_table_unaligned)
+{
+    struct img m = basic(3);
+    be64(m.d + 48, 520);
+    expect_open_error(&m, G_ECORRUPT,
+                      "qcow2: refcount_table_offset 520 is not "
+                      "cluster-aligned");
+}
+
+/* Past EOF is fine (qemu reads zeros there), past qemu's largest file
+ * offset is not. */
+Test(qcow2, refcount_table_past_the_last_offset_qemu_reads)
+{
+    struct img m = basic(3);
+    be64(m.d + 48, 0x7fffffffc0000000ull);
+    expect_open_error(&m, G_ECORRUPT,
+                      "qcow2: refcount table at offset 9223372035781033984 "
+                      "(512 bytes) ends past offset 9223372035781033984, the "
+                      "last one qemu reads");
+    m = basic(3);
+    be64(m.d + 48, 0xfffffffffffffe00ull);
+    expect_open_error(&m, G_ECORRUPT,
+                      "qcow2: refcount table at offset 18446744073709551104 "
+                      "(512 bytes) ends past offset 9223372035781033984, the "
+                      "last one qemu reads");
+    m = basic(3);
+    be64(m.d + 48, 0x7fffffffc0000000ull - 512);
+    expect_image(&m, 4096, basic_want);
 }
 
 Test(qcow2, encryption_refused)
