@@ -26,7 +26,7 @@ struct qcow2_chain;
  * being multiplied by its depth.
  */
 struct fmt_chain {
-    struct qcow2_chain *qcow2; /* made by the first qcow2 reader opened */
+    struct qcow2_chain *qcow2; /* made by the first qcow2 reader set up */
 };
 
 struct fmt_env {

@@ -28,7 +28,8 @@ struct piece {
 };
 
 /* The chain's shared state: env->chain's, made by the first qcow2 reader
- * opened; without env->chain, each reader has its own. */
+ * to finish opening (the deepest: backing files open first); without
+ * env->chain, each reader has its own. */
 static struct qcow2_chain *chain_of(const struct fmt_env *env)
 {
     if (env->chain && env->chain->qcow2)
