@@ -461,6 +461,8 @@ def test_deep_compressed_2m_chain(depth, vcpus, chain_2m, instar_bin,
                                ["bs=65536", "skip=31", "count=100"],
                                ["bs=3000", "skip=1001", "count=2000"]]):
         _compare(qemu_img, instar_bin, top, extra, tmp_path, str(n))
+    for f in tmp_path.glob("*.raw"):  # 24 MiB each: not worth keeping
+        f.unlink()
 
 
 # --- refusals ---------------------------------------------------------------
