@@ -21,7 +21,9 @@ int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
            const struct dd_mem *mem, struct g_error *err)
 {
     struct arena heap, io;
-    struct fmt_env env = {ops, err, &heap, &io, mem->par, cfg->files_max};
+    struct fmt_chain chain = {0};
+    struct fmt_env env = {ops,      err,           &heap, &io,
+                          mem->par, cfg->files_max, &chain};
     struct fmt_reader *r;
     struct fmt_writer *w;
     struct fmt_write_opts opts = cfg->write;

@@ -16,6 +16,19 @@
 #include "../rt/par.h"
 #include "limits.h"
 
+struct qcow2_chain;
+
+/*
+ * What the readers of one chain (the input and every file it refers to)
+ * share. They never read side by side: a reader runs only inside the
+ * engine's read or inside the read of the image it backs, so buffers that
+ * grow with an image's cluster size can serve the whole chain instead of
+ * being multiplied by its depth.
+ */
+struct fmt_chain {
+    struct qcow2_chain *qcow2; /* made by the first qcow2 reader set up */
+};
+
 struct fmt_env {
     const struct ct_ops *ops;
     struct g_error *err;
@@ -24,6 +37,7 @@ struct fmt_env {
     struct par *par;    /* work sharing between vCPUs; NULL: serial */
     uint32_t files_max; /* handles the host can grant, the input included
                            (boot info); 0: CT_HANDLES_MAX */
+    struct fmt_chain *chain; /* NULL: each reader keeps its own buffers */
 };
 
 /* Where a stretch of virtual disk comes from (a reader's block status). */

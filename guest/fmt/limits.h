@@ -12,11 +12,15 @@
 #define LIMIT_CHAIN_DEPTH 16u            /* backing files / parents */
 #define LIMIT_NAME_LEN 4095u             /* backing/extent/parent names */
 #define LIMIT_VSIZE (1ull << 56)         /* 64 PiB virtual size */
+/* qemu's block layer refuses to read at or past this file offset
+ * (2^63 - 2^30), so metadata it must read that ends later fails there. */
+#define LIMIT_FILE_END 0x7fffffffc0000000ull
 
 /* qcow2 */
 #define LIMIT_QCOW2_CLUSTER_BITS_MIN 9u  /* 512 B */
 #define LIMIT_QCOW2_CLUSTER_BITS_MAX 21u /* 2 MiB */
 #define LIMIT_QCOW2_L1_BYTES (32ull << 20)
+#define LIMIT_QCOW2_REFTABLE_BYTES (8ull << 20) /* qemu's own limit */
 #define LIMIT_QCOW2_HEADER_EXT_BYTES 65536u
 
 /* vmdk */

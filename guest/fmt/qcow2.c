@@ -19,7 +19,9 @@
 struct qcow2_hdr {
     uint32_t version, cluster_bits, crypt_method, l1_size;
     uint32_t backing_size, header_length, refcount_order;
+    uint32_t reftable_clusters;
     uint64_t backing_offset, size, l1_offset, incompat, autoclear;
+    uint64_t reftable_offset;
     uint8_t compression_type;
 };
 
@@ -58,6 +60,8 @@ static int read_header(struct qcow2 *q, const uint8_t *h, uint64_t got,
     hdr->crypt_method = get_be32(h + 32);
     hdr->l1_size = get_be32(h + 36);
     hdr->l1_offset = get_be64(h + 40);
+    hdr->reftable_offset = get_be64(h + 48);
+    hdr->reftable_clusters = get_be32(h + 56);
     hdr->header_length = V2_HEADER_LEN;
     hdr->refcount_order = 4;
     if (hdr->version == 3) {
@@ -71,6 +75,43 @@ static int read_header(struct qcow2 *q, const uint8_t *h, uint64_t got,
         hdr->refcount_order = get_be32(h + 96);
         hdr->header_length = get_be32(h + 100);
     }
+    return G_OK;
+}
+
+/* instar never reads refcounts, but qemu reads the refcount table when it
+ * opens an image, so an image whose table it refuses is refused here too
+ * (measured with qemu-img 7.2, v2 and v3 alike). */
+static int check_reftable(const struct qcow2 *q, const struct qcow2_hdr *hdr,
+                          uint64_t cs)
+{
+    const struct fmt_env *env = q->env;
+    uint64_t max = LIMIT_QCOW2_REFTABLE_BYTES / cs, bytes, end;
+
+    if (hdr->reftable_clusters == 0)
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: refcount_table_clusters is 0: the image has no "
+                      "refcount table");
+    if (hdr->reftable_clusters > max)
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: refcount_table_clusters %u exceeds %llu (%llu "
+                      "bytes of table)",
+                      (unsigned)hdr->reftable_clusters,
+                      (unsigned long long)max,
+                      (unsigned long long)LIMIT_QCOW2_REFTABLE_BYTES);
+    if (hdr->reftable_offset & (cs - 1))
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: refcount_table_offset %llu is not "
+                      "cluster-aligned",
+                      (unsigned long long)hdr->reftable_offset);
+    bytes = (uint64_t)hdr->reftable_clusters * cs; /* <= 8 MiB */
+    if (__builtin_add_overflow(hdr->reftable_offset, bytes, &end) ||
+        end > LIMIT_FILE_END)
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: refcount table at offset %llu (%llu bytes) "
+                      "ends past offset %llu, the last one qemu reads",
+                      (unsigned long long)hdr->reftable_offset,
+                      (unsigned long long)bytes,
+                      (unsigned long long)LIMIT_FILE_END);
     return G_OK;
 }
 
@@ -88,6 +129,9 @@ static int check_header(struct qcow2 *q, const struct qcow2_hdr *hdr,
                       LIMIT_QCOW2_CLUSTER_BITS_MIN,
                       LIMIT_QCOW2_CLUSTER_BITS_MAX);
     uint64_t cs = 1ull << hdr->cluster_bits;
+    int ret;
+    if ((ret = check_reftable(q, hdr, cs)) != G_OK)
+        return ret;
     if (hdr->version == 3) {
         if (hdr->header_length < V3_HEADER_LEN ||
             hdr->header_length % 8 != 0 || hdr->header_length > cs)
@@ -269,7 +313,7 @@ static int open_backing(struct qcow2 *q, struct fmt_reader *r,
                         const struct qcow2_exts *x)
 {
     const struct fmt_env *env = q->env;
-    uint32_t fmt = CT_FMT_PROBE, h = 0;
+    uint32_t fmt = CT_FMT_PROBE, h = 0, len = 0;
     uint64_t end;
     int ret;
 
@@ -284,13 +328,6 @@ static int open_backing(struct qcow2 *q, struct fmt_reader *r,
                       "inside the header cluster",
                       (unsigned long long)hdr->backing_offset,
                       (unsigned)hdr->backing_size);
-    if (q->has_data_file &&
-        (hdr->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW))
-        return g_fail(env->err, G_ECORRUPT,
-                      "qcow2: a backing file conflicts with the data-file-raw "
-                      "bit");
-    if ((ret = backing_format(q, x, &fmt)) != G_OK)
-        return ret;
     char *name = fmt_io_alloc(env, hdr->backing_size, "qcow2",
                               "backing file name");
     if (!name)
@@ -299,14 +336,26 @@ static int open_backing(struct qcow2 *q, struct fmt_reader *r,
                     hdr->backing_size, "qcow2", "backing file name");
     if (ret != G_OK)
         return ret;
-    ret = fmt_open_backing(env, q->handle, name, hdr->backing_size, "qcow2",
-                           &h);
+    /* qemu keeps the name as a C string: it ends at the first NUL, and
+     * an empty one is no backing file, whatever the backing format says
+     * (measured with qemu-img 7.2). */
+    while (len < hdr->backing_size && name[len] != '\0')
+        len++;
+    if (len == 0)
+        return G_OK;
+    if (q->has_data_file &&
+        (hdr->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW))
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: a backing file conflicts with the data-file-raw "
+                      "bit");
+    if ((ret = backing_format(q, x, &fmt)) != G_OK)
+        return ret;
+    ret = fmt_open_backing(env, q->handle, name, len, "qcow2", &h);
     if (ret != G_OK)
         return ret;
     /* qemu probes a backing file without a format by content and name. */
     return fmt_open_named(env, h, fmt, r->depth + 1,
-                          fmt_name_is_dmg(name, hdr->backing_size),
-                          &q->backing);
+                          fmt_name_is_dmg(name, len), &q->backing);
 }
 
 static int open_data_file(struct qcow2 *q, const struct qcow2_exts *x)

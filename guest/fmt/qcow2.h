@@ -45,10 +45,20 @@
 #define QCOW2_FLAG_COMPRESSED (1ull << 62)
 #define QCOW2_FLAG_ZERO 1ull
 
-/* A slot of the L2 table cache. */
+/* L2 tables are cached in windows of at most this many bytes: a table is
+ * a whole cluster, up to 2 MiB, of which a read usually needs a few
+ * entries. Tables of clusters up to this size are cached whole. */
+#define QCOW2_L2_WINDOW (64u * 1024u)
+/* Windows cached for the whole chain: one for each image of the deepest
+ * chain, twice over, so images read in turn do not evict each other. */
+#define QCOW2_L2_SLOTS 32u
+
+/* A slot of the L2 cache: one window of one image's L2 table. */
 struct qcow2_l2_slot {
-    uint64_t off; /* file offset of the table; 0 = empty slot */
-    uint8_t *p;   /* cluster_size bytes, I/O area */
+    uint32_t handle; /* the image's file */
+    uint64_t off;    /* file offset of the window; 0 = empty slot */
+    uint64_t used;   /* when last used (chain's clock), for eviction */
+    uint8_t *p;      /* l2_slot_bytes, I/O area */
 };
 
 /* Compressed clusters are stored back to back; reading them in windows of
@@ -62,11 +72,51 @@ struct qcow2_l2_slot {
 
 struct qcow2_zjob {
     const uint8_t *src; /* inside the read-ahead window */
-    uint8_t *dst;       /* cluster_size bytes of the caller's buffer */
+    uint8_t *dst;       /* a whole cluster of the caller's buffer */
     uint64_t csize;
+    uint64_t cluster_size; /* of the image the cluster belongs to */
     uint64_t host;      /* for messages */
     int ret;
     struct fmt_inflate_status st;
+};
+
+/*
+ * The buffers of the read path, shared by every qcow2 reader of a chain
+ * (struct fmt_chain). Sharing is safe because a chain's readers run one
+ * at a time, each nested in the read of the image it backs:
+ * - L2 windows are keyed by file handle; a table pointer is used only
+ *   within one lookup.
+ * - Queued jobs may belong to several images (an overlay queues clusters,
+ *   then reads its backing file, which queues more). Whoever moves the
+ *   read-ahead window flushes the queue first, whoever returns from a read
+ *   flushes it, and a failed read drops it: the error ends every read up
+ *   the chain. A job's destination is in the buffer of the read that
+ *   queued it, and a backing file only ever gets a different part of it.
+ * - The read-ahead window and the decompressed cluster are keyed by file
+ *   handle and offset.
+ */
+struct qcow2_chain {
+    const struct fmt_env *env;
+    uint64_t cs_max; /* largest cluster of the images opened so far */
+
+    struct qcow2_l2_slot *l2; /* QCOW2_L2_SLOTS, at the first lookup */
+    uint64_t l2_slot_bytes;   /* the largest window of the chain */
+    uint64_t clock;
+
+    /* Compressed clusters: set up at the first one met, sized for the
+     * largest cluster in the chain. */
+    struct fmt_inflate *zw[PAR_WORKERS_MAX]; /* one per vCPU */
+    struct qcow2_zjob *zjobs; /* QCOW2_ZBATCH */
+    uint32_t njobs;
+    uint8_t *zin;  /* read-ahead window of compressed data */
+    uint64_t zin_cap;
+    uint32_t zin_handle;
+    uint64_t zin_off, zin_len; /* file range zin holds; len 0 = empty */
+    uint8_t *zout; /* zout_cap bytes: the last partly read cluster */
+    uint64_t zout_cap;
+    uint32_t zout_handle;
+    uint64_t zout_desc;
+    bool zout_valid;
 };
 
 struct qcow2 {
@@ -89,28 +139,17 @@ struct qcow2 {
     uint64_t l1_win_cap; /* entries the window holds */
     uint64_t l1_win_first, l1_win_count;
 
-    struct qcow2_l2_slot *l2;
-    uint32_t l2_nslots, l2_next;
-
     bool has_data_file;
     uint32_t data_handle;
     uint64_t data_size;
 
     struct fmt_reader *backing; /* NULL: unallocated reads zeros */
 
-    /* Compressed clusters: set up at the first one met. */
-    struct fmt_inflate *zw[PAR_WORKERS_MAX]; /* one per vCPU */
-    struct qcow2_zjob *zjobs; /* QCOW2_ZBATCH */
-    uint32_t njobs;
-    uint8_t *zin;  /* read-ahead window of compressed data (QCOW2_ZRA) */
-    uint64_t zin_off, zin_len; /* file range zin holds; len 0 = empty */
-    uint64_t zin_cap;
-    uint8_t *zout; /* cluster_size: the decompressed cluster */
-    uint64_t zout_desc;
-    bool zout_valid;
+    struct qcow2_chain *ch; /* the L2 cache and compressed-cluster buffers */
 };
 
-/* Sets up the L1 window and the L2 cache (qcow2_map.c). */
+/* Joins q to its chain's shared buffers and sets up the L1 window
+ * (qcow2_map.c). */
 int qcow2_map_init(struct qcow2 *q);
 
 /* fmt_reader.read for qcow2 (qcow2_map.c). */

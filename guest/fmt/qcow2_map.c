@@ -11,10 +11,9 @@
 #include "qcow2.h"
 #include "../rt/rt.h"
 
-/* Metadata caches, per image in the chain (I/O area). */
+/* Per image in the chain (I/O area); everything that grows with the
+ * cluster size is in the chain's shared struct qcow2_chain. */
 #define L1_WINDOW_ENTRIES 8192u   /* 64 KiB of L1 per host read */
-#define L2_CACHE_BYTES (1u << 20) /* at least one table */
-#define L2_SLOTS_MAX 8u
 
 enum run_kind { RUN_DATA, RUN_ZERO, RUN_BACKING, RUN_COMPRESSED };
 
@@ -28,10 +27,32 @@ struct piece {
     uint64_t csize; /* RUN_COMPRESSED: bytes of compressed data */
 };
 
+/* The chain's shared state: env->chain's, made by the first qcow2 reader
+ * to finish opening (the deepest: backing files open first); without
+ * env->chain, each reader has its own. */
+static struct qcow2_chain *chain_of(const struct fmt_env *env)
+{
+    if (env->chain && env->chain->qcow2)
+        return env->chain->qcow2;
+    struct qcow2_chain *ch = fmt_alloc(env, sizeof *ch, "qcow2",
+                                       "chain state");
+    if (!ch)
+        return NULL;
+    ch->env = env;
+    if (env->chain)
+        env->chain->qcow2 = ch;
+    return ch;
+}
+
 int qcow2_map_init(struct qcow2 *q)
 {
     const struct fmt_env *env = q->env;
 
+    if (!(q->ch = chain_of(env)))
+        return G_ENOMEM;
+    /* Buffers are sized at first use, when the whole chain is open. */
+    if (q->ch->cs_max < q->cluster_size)
+        q->ch->cs_max = q->cluster_size;
     if (q->l1_entries == 0)
         return G_OK; /* empty disk: nothing is ever looked up */
     q->l1_win_cap = q->l1_entries < L1_WINDOW_ENTRIES ? q->l1_entries
@@ -39,16 +60,6 @@ int qcow2_map_init(struct qcow2 *q)
     q->l1_win = fmt_io_alloc(env, q->l1_win_cap * 8, "qcow2", "L1 table");
     if (!q->l1_win)
         return G_ENOMEM;
-    uint64_t n = L2_CACHE_BYTES / q->cluster_size;
-    q->l2_nslots = n < 1 ? 1 : n > L2_SLOTS_MAX ? L2_SLOTS_MAX : (uint32_t)n;
-    q->l2 = fmt_alloc(env, q->l2_nslots * sizeof *q->l2, "qcow2",
-                      "L2 cache");
-    if (!q->l2)
-        return G_ENOMEM;
-    for (uint32_t i = 0; i < q->l2_nslots; i++)
-        if (!(q->l2[i].p = fmt_io_alloc(env, q->cluster_size, "qcow2",
-                                        "L2 table")))
-            return G_ENOMEM;
     return G_OK;
 }
 
@@ -71,17 +82,83 @@ static int l1_entry(struct qcow2 *q, uint64_t idx, uint64_t *e)
     return G_OK;
 }
 
-/* The L2 table for L1 index idx; *t = NULL when it is unallocated. */
-static int l2_table(struct qcow2 *q, uint64_t idx, const uint8_t **t)
+/* An image's L2 window: its whole table, or QCOW2_L2_WINDOW of it. */
+static uint64_t l2_window_bytes(uint64_t cluster_size)
 {
-    const struct fmt_env *env = q->env;
-    uint64_t e, off;
+    return cluster_size < QCOW2_L2_WINDOW ? cluster_size : QCOW2_L2_WINDOW;
+}
+
+/* The chain's L2 cache, set up at the first lookup of any image, when
+ * the whole chain is open; again (emptied) only for an image opened later
+ * with larger windows. */
+static int l2_setup(struct qcow2_chain *ch, uint64_t wlen)
+{
+    const struct fmt_env *env = ch->env;
+
+    if (ch->l2 && ch->l2_slot_bytes >= wlen)
+        return G_OK;
+    uint64_t bytes = l2_window_bytes(ch->cs_max);
+    if (bytes < wlen)
+        bytes = wlen;
+    struct qcow2_l2_slot *s = fmt_alloc(env, QCOW2_L2_SLOTS * sizeof *s,
+                                        "qcow2", "L2 cache");
+    if (!s)
+        return G_ENOMEM;
+    for (uint32_t i = 0; i < QCOW2_L2_SLOTS; i++)
+        if (!(s[i].p = fmt_io_alloc(env, bytes, "qcow2", "L2 table")))
+            return G_ENOMEM;
+    ch->l2 = s;
+    ch->l2_slot_bytes = bytes;
+    return G_OK;
+}
+
+/* The window [off, off + len) of an L2 table of q, from the cache or
+ * read into the least recently used slot. */
+static int l2_window(struct qcow2 *q, uint64_t off, uint64_t len,
+                     const uint8_t **w)
+{
+    struct qcow2_chain *ch = q->ch;
+    struct qcow2_l2_slot *victim;
     int ret;
 
-    if ((ret = l1_entry(q, idx, &e)) != G_OK)
+    if ((ret = l2_setup(ch, len)) != G_OK)
         return ret;
-    off = e & QCOW2_OFFSET_MASK;
-    *t = NULL;
+    victim = &ch->l2[0];
+    for (uint32_t i = 0; i < QCOW2_L2_SLOTS; i++) {
+        struct qcow2_l2_slot *s = &ch->l2[i];
+        if (s->off == off && s->handle == q->handle) {
+            s->used = ++ch->clock;
+            *w = s->p;
+            return G_OK;
+        }
+        if (s->used < victim->used)
+            victim = s;
+    }
+    victim->off = 0; /* invalid until the read succeeds */
+    ret = fmt_pread(q->env, q->handle, off, victim->p, len, "qcow2",
+                    "L2 table");
+    if (ret != G_OK)
+        return ret;
+    victim->handle = q->handle;
+    victim->off = off;
+    victim->used = ++ch->clock;
+    *w = victim->p;
+    return G_OK;
+}
+
+/* The L2 entry l2i of the table for L1 index idx (*e, and *bitmap with
+ * extended L2 entries); *mapped = false: the table is unallocated. */
+static int l2_entry(struct qcow2 *q, uint64_t idx, uint64_t l2i,
+                    bool *mapped, uint64_t *e, uint64_t *bitmap)
+{
+    const struct fmt_env *env = q->env;
+    uint64_t off;
+    int ret;
+
+    if ((ret = l1_entry(q, idx, e)) != G_OK)
+        return ret;
+    off = *e & QCOW2_OFFSET_MASK;
+    *mapped = false;
     if (off == 0)
         return G_OK;
     if (off & (q->cluster_size - 1))
@@ -95,20 +172,28 @@ static int l2_table(struct qcow2 *q, uint64_t idx, const uint8_t **t)
                       "the end of the file (%llu bytes)",
                       (unsigned long long)idx, (unsigned long long)off,
                       (unsigned long long)q->file_size);
-    for (uint32_t i = 0; i < q->l2_nslots; i++)
-        if (q->l2[i].off == off) {
-            *t = q->l2[i].p;
-            return G_OK;
-        }
-    struct qcow2_l2_slot *s = &q->l2[q->l2_next];
-    q->l2_next = (q->l2_next + 1) % q->l2_nslots;
-    s->off = 0; /* invalid until the read succeeds */
-    ret = fmt_pread(env, q->handle, off, s->p, q->cluster_size, "qcow2",
-                    "L2 table");
-    if (ret != G_OK)
+    /* The window holding entry l2i; windows are aligned to their size. */
+    uint64_t wlen = l2_window_bytes(q->cluster_size);
+    uint64_t at = l2i * q->entry_bytes, wstart = at - at % wlen;
+    const uint8_t *w;
+    if ((ret = l2_window(q, off + wstart, wlen, &w)) != G_OK)
         return ret;
-    s->off = off;
-    *t = s->p;
+    *mapped = true;
+    *e = get_be64(w + (at - wstart));
+    if (q->ext_l2)
+        *bitmap = get_be64(w + (at - wstart) + 8);
+    return G_OK;
+}
+
+/* qemu checks the cluster offset of every entry that has one, whether or
+ * not the read uses it (zero clusters, unallocated subclusters). */
+static int check_aligned(struct qcow2 *q, uint64_t guest, uint64_t host)
+{
+    if (host & (q->cluster_size - 1))
+        return g_fail(q->env->err, G_ECORRUPT,
+                      "qcow2: L2 entry for guest offset %llu: cluster offset "
+                      "%llu is not cluster-aligned",
+                      (unsigned long long)guest, (unsigned long long)host);
     return G_OK;
 }
 
@@ -117,12 +202,10 @@ static int l2_table(struct qcow2 *q, uint64_t idx, const uint8_t **t)
 static int check_data(struct qcow2 *q, uint64_t guest, uint64_t host)
 {
     const struct fmt_env *env = q->env;
+    int ret;
 
-    if (host & (q->cluster_size - 1))
-        return g_fail(env->err, G_ECORRUPT,
-                      "qcow2: L2 entry for guest offset %llu: cluster offset "
-                      "%llu is not cluster-aligned",
-                      (unsigned long long)guest, (unsigned long long)host);
+    if ((ret = check_aligned(q, guest, host)) != G_OK)
+        return ret;
     if (q->has_data_file) {
         if (host != guest)
             return g_fail(env->err, G_ECORRUPT,
@@ -193,6 +276,11 @@ static int subclusters(struct qcow2 *q, uint64_t guest, uint64_t host,
                       "qcow2: L2 entry for guest offset %llu: subclusters "
                       "0x%x are both allocated and zero",
                       (unsigned long long)guest, (unsigned)(alloc & zero));
+    /* An offset no subcluster uses must still be aligned (qemu: "Cluster
+     * allocation offset ... unaligned"); an aligned one past EOF is read
+     * as unallocated by qemu too. */
+    if (allocated && (ret = check_aligned(q, guest, host)) != G_OK)
+        return ret;
     if (alloc && (ret = check_data(q, guest, host)) != G_OK)
         return ret;
     uint32_t sc = (uint32_t)(in / q->sc_size), end = sc + 1;
@@ -215,17 +303,18 @@ static int lookup(struct qcow2 *q, uint64_t off, struct piece *p)
     uint64_t in = off & (q->cluster_size - 1);
     uint64_t guest = off - in;
     uint64_t l2i = c & ((1ull << q->l2_bits) - 1);
-    const uint8_t *t;
+    uint64_t e, bitmap = 0;
+    bool mapped;
     int ret;
 
-    if ((ret = l2_table(q, c >> q->l2_bits, &t)) != G_OK)
+    if ((ret = l2_entry(q, c >> q->l2_bits, l2i, &mapped, &e, &bitmap)) !=
+        G_OK)
         return ret;
-    if (!t) { /* the whole span of this L1 entry is unallocated */
+    if (!mapped) { /* the whole span of this L1 entry is unallocated */
         p->kind = RUN_BACKING;
         p->len = (((uint64_t)1 << q->l2_bits) - l2i) * q->cluster_size - in;
         return G_OK;
     }
-    uint64_t e = get_be64(t + l2i * q->entry_bytes);
     p->len = q->cluster_size - in;
     if (e & QCOW2_FLAG_COMPRESSED)
         return compressed(q, guest, e, p); /* subcluster bitmap unused */
@@ -237,20 +326,15 @@ static int lookup(struct qcow2 *q, uint64_t off, struct piece *p)
                       "header cluster (offset 0)",
                       (unsigned long long)guest);
     if (q->ext_l2)
-        return subclusters(q, guest, host, allocated,
-                           get_be64(t + l2i * 16 + 8), in, p);
+        return subclusters(q, guest, host, allocated, bitmap, in, p);
     if (e & QCOW2_FLAG_ZERO) {
         if (q->version == 2)
             return g_fail(env->err, G_ECORRUPT,
                           "qcow2: L2 entry for guest offset %llu has the "
                           "zero flag in a version 2 image",
                           (unsigned long long)guest);
-        if (host & (q->cluster_size - 1))
-            return g_fail(env->err, G_ECORRUPT,
-                          "qcow2: L2 entry for guest offset %llu: cluster "
-                          "offset %llu is not cluster-aligned",
-                          (unsigned long long)guest,
-                          (unsigned long long)host);
+        if ((ret = check_aligned(q, guest, host)) != G_OK)
+            return ret;
         p->kind = RUN_ZERO;
         return G_OK;
     }
@@ -301,9 +385,10 @@ static int read_data(struct qcow2 *q, uint64_t host, uint8_t *buf,
 /* Whether the read-ahead window holds all compressed bytes of p. */
 static bool zin_holds(const struct qcow2 *q, const struct piece *p)
 {
-    return q->zin_len && p->host >= q->zin_off &&
-           p->host - q->zin_off <= q->zin_len &&
-           p->csize <= q->zin_len - (p->host - q->zin_off);
+    const struct qcow2_chain *ch = q->ch;
+    return ch->zin_len && ch->zin_handle == q->handle &&
+           p->host >= ch->zin_off && p->host - ch->zin_off <= ch->zin_len &&
+           p->csize <= ch->zin_len - (p->host - ch->zin_off);
 }
 
 /* The compressed bytes of p, from the read-ahead window (refilled from
@@ -311,125 +396,143 @@ static bool zin_holds(const struct qcow2 *q, const struct piece *p)
 static int compressed_bytes(struct qcow2 *q, const struct piece *p,
                             const uint8_t **src)
 {
+    struct qcow2_chain *ch = q->ch;
     uint64_t got = 0;
     int ret;
 
     if (zin_holds(q, p)) {
-        *src = q->zin + (p->host - q->zin_off);
+        *src = ch->zin + (p->host - ch->zin_off);
         return G_OK;
     }
     /* csize <= 2 * cluster_size <= zin_cap (set up in zsetup). */
-    ret = fmt_pread_partial(q->env, q->handle, p->host, q->zin, q->zin_cap,
-                            &got, "qcow2");
+    ch->zin_len = 0; /* empty until the read succeeds */
+    ret = fmt_pread_partial(q->env, q->handle, p->host, ch->zin,
+                            ch->zin_cap, &got, "qcow2");
     if (ret != G_OK)
         return ret;
     if (got < p->csize) /* the last sectors may extend past EOF */
-        memset(q->zin + got, 0, (size_t)(p->csize - got));
-    q->zin_off = p->host;
-    q->zin_len = got > p->csize ? got : p->csize;
-    *src = q->zin;
+        memset(ch->zin + got, 0, (size_t)(p->csize - got));
+    ch->zin_handle = q->handle;
+    ch->zin_off = p->host;
+    ch->zin_len = got > p->csize ? got : p->csize;
+    *src = ch->zin;
     return G_OK;
 }
 
-/* Buffers and inflaters (one per vCPU), set up at the first compressed
- * cluster. */
-static int zsetup(struct qcow2 *q)
+/* The chain's buffers and inflaters (one per vCPU), set up at the first
+ * compressed cluster, for the largest cluster of the chain. */
+static int zsetup(struct qcow2_chain *ch)
 {
-    const struct fmt_env *env = q->env;
-    if (q->zw[0]) /* a failed set-up fails the whole run */
-        return G_OK;
-    q->zin_cap = 2 * q->cluster_size > QCOW2_ZRA ? 2 * q->cluster_size
-                                                 : QCOW2_ZRA;
-    q->zin = fmt_io_alloc(env, q->zin_cap, "qcow2", "compressed cluster");
-    q->zout = fmt_io_alloc(env, q->cluster_size, "qcow2",
-                           "decompressed cluster");
-    q->zjobs = fmt_alloc(env, QCOW2_ZBATCH * sizeof *q->zjobs, "qcow2",
-                         "decompression queue");
-    if (!q->zin || !q->zout || !q->zjobs)
+    const struct fmt_env *env = ch->env;
+    uint64_t cs = ch->cs_max;
+
+    if (!ch->zjobs &&
+        !(ch->zjobs = fmt_alloc(env, QCOW2_ZBATCH * sizeof *ch->zjobs,
+                                "qcow2", "decompression queue")))
         return G_ENOMEM;
     for (uint32_t i = 0; i < par_workers(env->par); i++)
-        if (!(q->zw[i] = fmt_inflate_new(env, FMT_INFLATE_RAW, "qcow2")))
+        if (!ch->zw[i] &&
+            !(ch->zw[i] = fmt_inflate_new(env, FMT_INFLATE_RAW, "qcow2")))
             return G_ENOMEM;
+    if (ch->zout_cap >= cs)
+        return G_OK;
+    /* Again only for an image opened after the first compressed read.
+     * Queued jobs keep their source: arena memory is never reused. */
+    uint64_t zin_cap = 2 * cs > QCOW2_ZRA ? 2 * cs : QCOW2_ZRA;
+    uint8_t *zin = fmt_io_alloc(env, zin_cap, "qcow2", "compressed cluster");
+    uint8_t *zout = zin ? fmt_io_alloc(env, cs, "qcow2",
+                                       "decompressed cluster")
+                        : NULL;
+    if (!zout)
+        return G_ENOMEM;
+    ch->zin = zin;
+    ch->zin_cap = zin_cap;
+    ch->zin_len = 0;
+    ch->zout = zout;
+    ch->zout_cap = cs;
+    ch->zout_valid = false;
     return G_OK;
-}
-
-static int wrong_size(struct qcow2 *q, uint64_t host, uint64_t out)
-{
-    return g_fail(q->env->err, G_ECORRUPT,
-                  "qcow2: compressed cluster at offset %llu decompresses "
-                  "to %llu bytes, not %llu",
-                  (unsigned long long)host, (unsigned long long)out,
-                  (unsigned long long)q->cluster_size);
 }
 
 static void zjob_run(void *ctx, uint32_t item, uint32_t worker)
 {
-    struct qcow2 *q = ctx;
-    struct qcow2_zjob *j = &q->zjobs[item];
-    j->ret = fmt_inflate_try(q->zw[worker], j->src, (size_t)j->csize, j->dst,
-                             (size_t)q->cluster_size, true, &j->st);
+    struct qcow2_chain *ch = ctx;
+    struct qcow2_zjob *j = &ch->zjobs[item];
+    j->ret = fmt_inflate_try(ch->zw[worker], j->src, (size_t)j->csize,
+                             j->dst, (size_t)j->cluster_size, true, &j->st);
 }
 
-/* Inflates the queued clusters on every vCPU, then reports the first
- * failure in queue order, with the message a serial read would give. */
-static int zflush(struct qcow2 *q)
+/* Inflates the queued clusters (of any image of the chain) on every
+ * vCPU, then reports the first failure in queue order, with the message
+ * a serial read would give. */
+static int zflush(struct qcow2_chain *ch)
 {
-    uint32_t n = q->njobs;
+    uint32_t n = ch->njobs;
     char what[64];
 
-    q->njobs = 0;
-    par_run(q->env->par, n, zjob_run, q);
+    ch->njobs = 0;
+    par_run(ch->env->par, n, zjob_run, ch);
     for (uint32_t i = 0; i < n; i++) {
-        const struct qcow2_zjob *j = &q->zjobs[i];
+        const struct qcow2_zjob *j = &ch->zjobs[i];
         if (j->ret != G_OK) {
             rt_fmt(what, sizeof what, "compressed cluster at offset %llu",
                    (unsigned long long)j->host);
-            return fmt_inflate_fail(q->zw[0], &j->st, what);
+            return fmt_inflate_fail(ch->zw[0], &j->st, what);
         }
-        if (j->st.out != q->cluster_size)
-            return wrong_size(q, j->host, j->st.out);
+        if (j->st.out != j->cluster_size)
+            return g_fail(ch->env->err, G_ECORRUPT,
+                          "qcow2: compressed cluster at offset %llu "
+                          "decompresses to %llu bytes, not %llu",
+                          (unsigned long long)j->host,
+                          (unsigned long long)j->st.out,
+                          (unsigned long long)j->cluster_size);
     }
     return G_OK;
 }
 
-/* Queues the whole cluster p for inflating into dst. */
+/* Queues the whole cluster p of q for inflating into dst. */
 static int zqueue(struct qcow2 *q, const struct piece *p, uint8_t *dst)
 {
+    struct qcow2_chain *ch = q->ch;
     const uint8_t *src;
     int ret;
 
-    if ((ret = zsetup(q)) != G_OK)
+    if ((ret = zsetup(ch)) != G_OK)
         return ret;
     /* Moving the window would pull the source from under queued jobs. */
-    if (q->njobs && !zin_holds(q, p) && (ret = zflush(q)) != G_OK)
+    if (ch->njobs && !zin_holds(q, p) && (ret = zflush(ch)) != G_OK)
         return ret;
     if ((ret = compressed_bytes(q, p, &src)) != G_OK)
         return ret;
-    q->zjobs[q->njobs++] = (struct qcow2_zjob){
-        .src = src, .dst = dst, .csize = p->csize, .host = p->host};
-    return q->njobs == QCOW2_ZBATCH ? zflush(q) : G_OK;
+    ch->zjobs[ch->njobs++] = (struct qcow2_zjob){
+        .src = src, .dst = dst, .csize = p->csize,
+        .cluster_size = q->cluster_size, .host = p->host};
+    return ch->njobs == QCOW2_ZBATCH ? zflush(ch) : G_OK;
 }
 
 /* Copies [in, in + n) of the cluster p into dst: whole clusters are
  * queued for the vCPUs, parts are inflated at once into the cached
- * q->zout (with whatever was queued before). */
+ * ch->zout (with whatever was queued before). */
 static int read_compressed(struct qcow2 *q, const struct piece *p,
                            uint64_t in, uint8_t *dst, uint64_t n)
 {
+    struct qcow2_chain *ch = q->ch;
     int ret;
     if (in == 0 && n == q->cluster_size)
         return zqueue(q, p, dst);
-    if ((ret = zsetup(q)) != G_OK) /* q->zout exists from here on */
+    if ((ret = zsetup(ch)) != G_OK) /* ch->zout exists from here on */
         return ret;
-    if (!(q->zout_valid && q->zout_desc == p->host)) {
-        q->zout_valid = false;
-        if ((ret = zqueue(q, p, q->zout)) != G_OK ||
-            (q->njobs && (ret = zflush(q)) != G_OK))
+    if (!(ch->zout_valid && ch->zout_handle == q->handle &&
+          ch->zout_desc == p->host)) {
+        ch->zout_valid = false;
+        if ((ret = zqueue(q, p, ch->zout)) != G_OK ||
+            (ch->njobs && (ret = zflush(ch)) != G_OK))
             return ret;
-        q->zout_desc = p->host;
-        q->zout_valid = true;
+        ch->zout_handle = q->handle;
+        ch->zout_desc = p->host;
+        ch->zout_valid = true;
     }
-    memcpy(dst, q->zout + in, (size_t)n);
+    memcpy(dst, ch->zout + in, (size_t)n);
     return G_OK;
 }
 
@@ -491,10 +594,12 @@ int qcow2_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len)
             break;
         }
         if (ret != G_OK) {
-            q->njobs = 0; /* the caller's buffer is not ours any more */
+            /* The caller's buffer is not ours any more; the error ends the
+             * reads of the images this one backs too. */
+            q->ch->njobs = 0;
             return ret;
         }
         done += n;
     }
-    return q->njobs ? zflush(q) : G_OK;
+    return q->ch->njobs ? zflush(q->ch) : G_OK;
 }

@@ -252,6 +252,219 @@ def test_forced_qcow2_format(qcow2_inputs, instar_bin, qemu_img, tmp_path):
              ["-f", "qcow2", "bs=1000", "skip=1"], tmp_path)
 
 
+# --- corruption qemu-img refuses at open or read ---------------------------
+
+def _patch(path, *fields):
+    """fields: (offset, struct format, value) written big-endian."""
+    with open(path, "r+b") as f:
+        for off, fmt, value in fields:
+            f.seek(off)
+            f.write(struct.pack(fmt, value))
+
+
+def _both_refuse(qemu_img, instar_bin, path, tmp_path, extra=()):
+    q = run_dd(qemu_img, [f"if={path}", f"of={tmp_path}/q.raw", *extra])
+    assert q.rc == 1, q
+    return _refused(instar_bin, str(tmp_path), path, list(extra))
+
+
+# qemu-img 7.2 reads the refcount table at open: "Image does not contain a
+# reference count table" (0 clusters), "Reference count table too large"
+# (more than 8 MiB of table), "Reference count table offset invalid"
+# (unaligned), "Could not initialize refcount handling" (ends past
+# 2^63 - 2^30).
+@pytest.mark.parametrize("fields,message", [
+    ([(56, ">I", 0)], "refcount_table_clusters is 0"),
+    ([(56, ">I", 129)], "refcount_table_clusters 129 exceeds 128"),
+    ([(56, ">I", 1 << 31)], "refcount_table_clusters 2147483648 exceeds 128"),
+    ([(48, ">Q", 512)], "refcount_table_offset 512 is not cluster-aligned"),
+    ([(48, ">Q", 0x7FFFFFFFC0000000)], "the last one qemu reads"),
+    ([(48, ">Q", 0x7FFFFFFFFFFF0000)], "the last one qemu reads"),
+], ids=["none", "129", "2^31", "unaligned", "past-limit", "past-int64"])
+def test_refcount_table_refused_like_qemu(fields, message, images, qemu_img,
+                                          instar_bin, tmp_path):
+    path = str(tmp_path / "r.qcow2")
+    _run(qemu_img, "convert", "-f", "raw", "-O", "qcow2", images["mid"], path)
+    _patch(path, *fields)
+    i = _both_refuse(qemu_img, instar_bin, path, tmp_path)
+    assert message in i.stderr, i.stderr
+
+
+@pytest.mark.parametrize("fields", [
+    [(56, ">I", 128)],
+    [(48, ">Q", 0)],
+    [(48, ">Q", 1 << 40)],
+    [(48, ">Q", 0x7FFFFFFFBFFF0000)],
+], ids=["128", "offset-0", "past-eof", "at-limit"])
+def test_refcount_table_accepted_like_qemu(fields, images, qemu_img,
+                                           instar_bin, tmp_path):
+    path = str(tmp_path / "r.qcow2")
+    _run(qemu_img, "convert", "-f", "raw", "-O", "qcow2", images["mid"], path)
+    _patch(path, *fields)
+    _compare(qemu_img, instar_bin, path, [], tmp_path)
+
+
+def _extl2_entry_patched(qemu_img, tmp_path, index, entry, bitmap):
+    """A 64 KiB-cluster extended-L2 image (clusters 0-1 data, 2 zero, 3
+    partly written) with L2 entry `index` replaced."""
+    qemu_io = _qemu_io()
+    if not qemu_io:
+        pytest.skip("qemu-io not installed (qemu-utils)")
+    path = str(tmp_path / "x.qcow2")
+    _run(qemu_img, "create", "-q", "-f", "qcow2", "-o", "extended_l2=on",
+         path, str(4 * MiB))
+    _write(qemu_io, path, [(0, 131072, 0x41), (131072, 65536, "z"),
+                           (196608, 4096, 0x42)])
+    with open(path, "rb") as f:
+        head = f.read(64)
+        l1 = struct.unpack(">Q", head[40:48])[0]
+        f.seek(l1)
+        l2 = struct.unpack(">Q", f.read(8))[0] & ((1 << 56) - 512)
+    _patch(path, (l2 + 16 * index, ">Q", entry), (l2 + 16 * index + 8, ">Q",
+                                                   bitmap))
+    return path
+
+
+# qemu checks the cluster offset of an extended L2 entry even when no
+# subcluster is allocated: "Cluster allocation offset 0x70200 unaligned",
+# an I/O error when that cluster is read (other clusters still read).
+@pytest.mark.parametrize("bitmap", [0, 0xFFFFFFFF << 32],
+                         ids=["empty", "zero-only"])
+def test_extl2_unaligned_unused_offset_refused_like_qemu(
+        bitmap, qemu_img, instar_bin, tmp_path):
+    path = _extl2_entry_patched(qemu_img, tmp_path, 3, 1 << 63 | 0x70200,
+                                bitmap)
+    i = _both_refuse(qemu_img, instar_bin, path, tmp_path, ["bs=65536"])
+    assert "cluster offset 459264 is not cluster-aligned" in i.stderr
+    _compare(qemu_img, instar_bin, path, ["bs=65536", "count=3"], tmp_path)
+
+
+def test_extl2_aligned_unused_offset_past_eof_read_like_qemu(
+        qemu_img, instar_bin, tmp_path):
+    path = _extl2_entry_patched(qemu_img, tmp_path, 4, 1 << 63 | 0x10000000,
+                                0)
+    _compare(qemu_img, instar_bin, path, ["bs=65536"], tmp_path)
+
+
+# --- backing names with NUL bytes ---------------------------------------------
+
+def _set_backing_name(path, payload, fmt=None):
+    """Rewrites the backing name bytes (backing_file_size = len(payload))
+    and optionally the backing format extension's name."""
+    with open(path, "r+b") as f:
+        head = bytearray(f.read(65536))
+        off = struct.unpack(">Q", head[8:16])[0]
+        old = struct.unpack(">I", head[16:20])[0]
+        head[off:off + max(old, len(payload))] = \
+            payload.ljust(max(old, len(payload)), b"\0")
+        head[16:20] = struct.pack(">I", len(payload))
+        if fmt is not None:
+            i = head.find(bytes.fromhex("e2792aca"))
+            assert i >= 0 and len(fmt) <= struct.unpack(">I", head[i + 4:i + 8])[0]
+            head[i + 4:i + 8] = struct.pack(">I", len(fmt))
+            head[i + 8:i + 8 + len(fmt)] = fmt
+        f.seek(0)
+        f.write(head)
+
+
+# qemu-img 7.2 keeps the name as a C string: it ends at the first NUL, and
+# an empty one means no backing file (the backing format is then unused).
+@pytest.mark.parametrize("payload,fmt", [
+    (b"base.raw\0\0\0\0", None),
+    (b"base.raw\0junk", None),
+    (b"\0\0\0\0", None),
+    (b"\0base.raw", None),
+    (b"\0\0\0", b"qed"),
+], ids=["padded", "junk-after-nul", "all-nul", "leading-nul", "all-nul-qed"])
+def test_backing_name_with_nuls(payload, fmt, images, qemu_img, instar_bin,
+                                tmp_path):
+    qemu_io = _qemu_io()
+    if not qemu_io:
+        pytest.skip("qemu-io not installed (qemu-utils)")
+    shutil.copyfile(images["multi"], tmp_path / "base.raw")
+    path = str(tmp_path / "ov.qcow2")
+    _run(qemu_img, "create", "-f", "qcow2", "-b", "base.raw", "-F", "raw",
+         path, str(5 * MiB), cwd=str(tmp_path))
+    _write(qemu_io, path, OV_WRITES)
+    _set_backing_name(path, payload, fmt)
+    for n, extra in enumerate([["bs=65536"], ["bs=1000", "skip=3", "count=700"]]):
+        _compare(qemu_img, instar_bin, path, extra, tmp_path, str(n))
+
+
+def test_backing_name_cut_at_nul_names_a_missing_file(images, qemu_img,
+                                                      instar_bin, tmp_path):
+    """b"base\0junk": both open "base", which does not exist."""
+    shutil.copyfile(images["multi"], tmp_path / "base.raw")
+    path = str(tmp_path / "ov.qcow2")
+    _run(qemu_img, "create", "-f", "qcow2", "-b", "base.raw", "-F", "raw",
+         path, str(5 * MiB), cwd=str(tmp_path))
+    _set_backing_name(path, b"base\0junk")
+    q = run_dd(qemu_img, [f"if={path}", f"of={tmp_path}/q.raw"])
+    assert q.rc == 1 and f"Could not open '{tmp_path}/base'" in q.stderr, q
+    i = _refused(instar_bin, str(tmp_path), path, [])
+    assert "cannot open 'base':" in i.stderr, i.stderr
+
+
+# --- a deep chain of compressed 2 MiB-cluster images -------------------------
+
+def _text(tag, n):
+    """n bytes of compressible text that differ per tag and per line."""
+    line, out, k = 0, bytearray(), 0
+    while len(out) < n:
+        out += b"%s line %08d of a compressible disk\n" % (tag, k)
+        k += 1
+    return bytes(out[:n])
+
+
+@pytest.fixture(scope="module")
+def chain_2m(qemu_img, tmp_path_factory):
+    """c0 (qemu-img convert -c, 2 MiB clusters) <- c1 <- ... <- c15: each
+    overlay holds one compressed cluster of its own text (qemu-io write -c)
+    at a different place, and every third one an uncompressed partial
+    write too. Removed afterwards: the chain is ~180 MB."""
+    qemu_io = _qemu_io()
+    if not qemu_io:
+        pytest.skip("qemu-io not installed (qemu-utils)")
+    d = tmp_path_factory.mktemp("chain2m")
+    size = 24 * MiB
+    (d / "r0.raw").write_bytes(_text(b"base", size))
+    _run(qemu_img, "convert", "-f", "raw", "-O", "qcow2", "-c", "-o",
+         "cluster_size=2M", str(d / "r0.raw"), str(d / "c0.qcow2"))
+    (d / "r0.raw").unlink()
+    for k in range(1, 16):
+        src = d / "s.bin"
+        src.write_bytes(_text(b"level %02d" % k, 2 * MiB))
+        _run(qemu_img, "create", "-q", "-f", "qcow2", "-o", "cluster_size=2M",
+             "-b", f"c{k - 1}.qcow2", "-F", "qcow2", str(d / f"c{k}.qcow2"),
+             str(size), cwd=str(d))
+        cmds = ["-c", f"write -q -c -s {src} {(k * 5) % 12 * 2 * MiB} {2 * MiB}"]
+        if k % 3 == 0:
+            cmds += ["-c", f"write -q -P {0x40 + k} {k * 1000003} 70000"]
+        _run(qemu_io, *cmds, str(d / f"c{k}.qcow2"), cwd=str(d))
+        src.unlink()
+    yield d
+    shutil.rmtree(d)
+
+
+@pytest.mark.parametrize("vcpus", ["1", "2"])
+@pytest.mark.parametrize("depth", [5, 16])
+def test_deep_compressed_2m_chain(depth, vcpus, chain_2m, instar_bin,
+                                  qemu_img, tmp_path, monkeypatch):
+    """Each image of the chain used to take its own cluster-sized buffers
+    (~8 MiB with 2 MiB clusters): five such images ran out of I/O memory.
+    The buffers are now shared by the chain."""
+    monkeypatch.setenv("INSTAR_VCPUS", vcpus)
+    top = str(chain_2m / f"c{depth - 1}.qcow2")
+    # Not qemu-img's default bs=512: it inflates a whole 2 MiB cluster
+    # for every 512 bytes (a minute per image).
+    for n, extra in enumerate([["bs=1M"], ["bs=1M", "skip=3", "count=9"],
+                               ["bs=65536", "skip=31", "count=100"],
+                               ["bs=3000", "skip=1001", "count=2000"]]):
+        _compare(qemu_img, instar_bin, top, extra, tmp_path, str(n))
+    for f in tmp_path.glob("*.raw"):  # 24 MiB each: not worth keeping
+        f.unlink()
+
+
 # --- refusals ---------------------------------------------------------------
 
 def _refused(instar_bin, directory, path, args, timeout=20):

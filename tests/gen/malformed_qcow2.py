@@ -39,6 +39,8 @@ class Image:
         self.be64(24, vsize)
         self.be32(36, 1)          # l1_size
         self.be64(40, CS)         # l1_table_offset
+        self.be32(56, 1)          # refcount_table_clusters (at offset 0:
+                                  # never read, only checked)
         self.be64(CS, 2 * CS | COPIED)
         if version == 3:
             self.be64(72, incompat)
@@ -148,6 +150,11 @@ def cases():
     add("compressed-past-eof", _patched(lambda i: i.l2(0, COMPRESSED | 1 << 30)))
     add("compressed-in-header", _patched(lambda i: i.l2(0, COMPRESSED | 100)))
     add("zero-flag-v2", _patched(lambda i: i.l2(1, 4 * CS | 1), version=2))
+    add("refcount-table-missing", _patched(lambda i: i.be32(56, 0)))
+    add("refcount-table-huge", _patched(lambda i: i.be32(56, 1 << 31)))
+    add("refcount-table-unaligned", _patched(lambda i: i.be64(48, 512)))
+    add("refcount-table-past-qemu-limit",
+        _patched(lambda i: i.be64(48, 0x7FFFFFFFC0000000)))
     add("encrypted-aes", _patched(lambda i: i.be32(32, 1)))
     add("encrypted-luks", _patched(lambda i: i.be32(32, 2)))
     add("zstd", _patched(lambda i: (i.be64(72, 8), i.be32(100, 112),

@@ -63,6 +63,9 @@ static struct img img_new(unsigned version, unsigned cb, uint64_t vsize,
     uint64_t span = m.cs * (m.cs / m.eb);
     be32(m.d + 36, (uint32_t)((vsize + span - 1) / span));
     be64(m.d + 40, m.cs);       /* L1 at cluster 1 */
+    /* qemu refuses an image without a refcount table; instar never reads
+     * it, so it may overlap the header. */
+    be32(m.d + 56, 1);
     be64(m.d + m.cs, 2 * m.cs | COPIED); /* L2 at cluster 2 */
     if (version == 3) {
         be64(m.d + 72, incompat);
@@ -91,14 +94,21 @@ static void ext(struct img *m, uint32_t type, const void *data, uint32_t len)
     m->ext_at += 8 + (len + 7) / 8 * 8;
 }
 
-static void backing(struct img *m, const char *name, const char *fmt)
+/* A backing name of len bytes (NULs included) and optionally a format. */
+static void backing_n(struct img *m, const char *name, uint32_t len,
+                      const char *fmt)
 {
     if (fmt)
         ext(m, 0xe2792aca, fmt, (uint32_t)strlen(fmt));
     uint32_t off = m->ext_at + 8; /* after the end-of-extensions marker */
-    memcpy(m->d + off, name, strlen(name));
+    memcpy(m->d + off, name, len);
     be64(m->d + 8, off);
-    be32(m->d + 16, (uint32_t)strlen(name));
+    be32(m->d + 16, len);
+}
+
+static void backing(struct img *m, const char *name, const char *fmt)
+{
+    backing_n(m, name, (uint32_t)strlen(name), fmt);
 }
 
 struct ctx {
@@ -106,6 +116,7 @@ struct ctx {
     struct ct_ops ops;
     struct g_error err;
     struct arena heap, io;
+    struct fmt_chain chain;
     struct fmt_env env;
     void *hm, *im;
     struct fmt_reader *r;
@@ -124,8 +135,8 @@ static void ctx_init(struct ctx *c, const struct img *m)
     arena_init(&c->io, c->im, 24 << 20);
     /* Two workers, as in dd.bin on a 2-CPU host: compressed clusters are
      * inflated by both. */
-    c->env = (struct fmt_env){&c->ops, &c->err, &c->heap, &c->io,
-                              par_threads(), 0};
+    c->env = (struct fmt_env){&c->ops, &c->err, &c->heap,   &c->io,
+                              par_threads(), 0,   &c->chain};
 }
 
 static int ctx_open(struct ctx *c)
@@ -179,6 +190,18 @@ static void expect_bytes(struct fmt_reader *r, uint64_t off, uint64_t len,
                            (unsigned long long)(off + i), buf[i],
                            want(off + i));
     free(buf);
+}
+
+/* Opens m, expects [0, len) to read as want, and frees m. */
+static void expect_image(struct img *m, uint64_t len,
+                         uint8_t (*want)(uint64_t))
+{
+    struct ctx c;
+    ctx_init(&c, m);
+    cr_assert_eq(ctx_open(&c), G_OK, "open: %s", c.err.msg);
+    expect_bytes(c.r, 0, len, want, &c.err);
+    ctx_free(&c);
+    free(m->d);
 }
 
 /* --- a v3 image with 512-byte clusters: every kind of cluster ---------- */
@@ -242,12 +265,7 @@ Test(qcow2, contiguous_clusters_are_one_host_read)
 Test(qcow2, v2_image)
 {
     struct img m = basic(2);
-    struct ctx c;
-    ctx_init(&c, &m);
-    cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
-    expect_bytes(c.r, 0, 4096, basic_want, &c.err);
-    ctx_free(&c);
-    free(m.d);
+    expect_image(&m, 4096, basic_want);
 }
 
 Test(qcow2, size_rounds_down_to_512_like_qemu)
@@ -266,12 +284,7 @@ Test(qcow2, dirty_and_corrupt_bits_are_read)
 {
     struct img m = basic(3);
     be64(m.d + 72, 3);
-    struct ctx c;
-    ctx_init(&c, &m);
-    cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
-    expect_bytes(c.r, 0, 4096, basic_want, &c.err);
-    ctx_free(&c);
-    free(m.d);
+    expect_image(&m, 4096, basic_want);
 }
 
 Test(qcow2, dd_through_the_engine)
@@ -398,6 +411,60 @@ Test(qcow2, chain_of_three)
     free(b);
     free(mid.d);
     free(top.d);
+}
+
+/* The name ends at its first NUL, as in qemu (a C string there); what
+ * follows it inside backing_file_size is ignored. */
+static void nul_name_case(const char *name, uint32_t len)
+{
+    struct img m = basic(3);
+    backing_n(&m, name, len, "raw");
+    uint8_t *b = raw_base(8192);
+    struct ctx c;
+    ctx_init(&c, &m);
+    ct_mem_add_file(&c.m, "base.raw", b, 8192);
+    cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
+    base_len = 8192;
+    expect_bytes(c.r, 0, 4096, over_want, &c.err);
+    ctx_free(&c);
+    free(b);
+    free(m.d);
+}
+
+Test(qcow2, backing_name_padded_with_nuls)
+{
+    nul_name_case("base.raw\0\0\0\0", 12);
+}
+
+Test(qcow2, backing_name_ends_at_first_nul)
+{
+    nul_name_case("base.raw\0junk", 13);
+}
+
+/* An empty name after the cut is no backing file at all, even with a
+ * backing format instar does not know: unallocated clusters read zeros. */
+Test(qcow2, backing_name_of_nuls_is_no_backing_file)
+{
+    struct img m = basic(3);
+    backing_n(&m, "\0\0\0\0", 4, "qed");
+    expect_image(&m, 4096, basic_want);
+}
+
+/* qemu probes a backing file named *.dmg as dmg: the name it means is the
+ * one before the NULs. */
+Test(qcow2, backing_dmg_name_before_nuls)
+{
+    struct img m = basic(3);
+    backing_n(&m, "b.dmg\0\0", 7, NULL);
+    uint8_t *b = raw_base(8192);
+    struct ctx c;
+    ctx_init(&c, &m);
+    ct_mem_add_file(&c.m, "b.dmg", b, 8192);
+    cr_assert_eq(ctx_open(&c), G_ENOTSUP, "%s", c.err.msg);
+    cr_expect_str_eq(c.err.msg, "dmg image: format not supported by instar");
+    ctx_free(&c);
+    free(b);
+    free(m.d);
 }
 
 Test(qcow2, backing_missing_is_refused)
@@ -620,6 +687,69 @@ Test(qcow2, compressed_past_eof)
                       "offset 20480 is past the end of the file");
 }
 
+/* --- a chain of compressed 2 MiB-cluster images --------------------------- */
+/* Image j of a chain of n ("c0.qcow2" on top) holds guest cluster j,
+ * compressed, and is backed by image j + 1: a read of the whole disk
+ * inflates one cluster from each image, in turn. */
+static unsigned chain_n;
+static uint8_t chain_want(uint64_t g)
+{
+    return g >> 21 < chain_n ? comp_want(g) : 0;
+}
+
+static struct img chain_img(unsigned j, unsigned n)
+{
+    struct img m = img_new(3, 21, 4ull << 21, 4, 0);
+    uint64_t host = 3 * m.cs + 512, x = 62 - (21 - 8);
+    size_t len = deflate_cluster(j, m.cs, m.d + host, m.len - host);
+    uint64_t nsec = (host + len - 1) / 512 - host / 512;
+    l2(&m, j, COMPRESSED | nsec << x | host, 0);
+    if (j + 1 < n) {
+        char name[16];
+        snprintf(name, sizeof name, "c%u.qcow2", j + 1);
+        backing(&m, name, "qcow2");
+    }
+    return m;
+}
+
+/* Reads the whole chain of n, whole clusters and parts across images;
+ * returns the I/O memory it took. */
+static uint64_t chain_io_used(unsigned n)
+{
+    struct img m[4];
+    struct ctx c;
+    char names[4][16];
+
+    for (unsigned j = 0; j < n; j++)
+        m[j] = chain_img(j, n);
+    ctx_init(&c, &m[0]);
+    for (unsigned j = 1; j < n; j++) {
+        snprintf(names[j], sizeof names[j], "c%u.qcow2", j);
+        ct_mem_add_file(&c.m, names[j], m[j].d, m[j].len);
+    }
+    cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
+    chain_n = n;
+    expect_bytes(c.r, 0, 4ull << 21, chain_want, &c.err);
+    expect_bytes(c.r, (2ull << 21) - 100, 200, chain_want, &c.err);
+    expect_bytes(c.r, (1ull << 21) - 100, 200, chain_want, &c.err);
+    uint64_t used = c.io.used;
+    ctx_free(&c);
+    for (unsigned j = 0; j < n; j++)
+        free(m[j].d);
+    return used;
+}
+
+/* Buffers that grow with the cluster size (L2 cache, compressed-cluster
+ * windows: ~8 MiB per image with 2 MiB clusters) are the chain's, not
+ * each image's: a deeper chain costs only the small per-image state. */
+Test(qcow2, chain_shares_cluster_sized_buffers)
+{
+    uint64_t one = chain_io_used(1), four = chain_io_used(4);
+    cr_expect_leq(four - one, 3 * (160u << 10), "1 image: %llu, 4: %llu",
+                  (unsigned long long)one, (unsigned long long)four);
+    cr_expect_leq(one, 9u << 20, "%llu", (unsigned long long)one);
+}
+
 /* --- extended L2 entries (16 KiB clusters, 512-byte subclusters) -------- */
 static struct img extl2_img(void)
 {
@@ -691,6 +821,35 @@ Test(qcow2, extended_l2_allocated_without_offset)
     expect_read_error(&m, 16384, 512, G_ECORRUPT,
                       "qcow2: L2 entry for guest offset 16384: subcluster "
                       "allocation bitmap 0x2 without a cluster offset");
+}
+
+/* qemu refuses an unaligned cluster offset even when no subcluster is
+ * allocated ("Cluster allocation offset ... unaligned"). */
+Test(qcow2, extended_l2_unaligned_offset_nothing_allocated)
+{
+    struct img m = extl2_img();
+    l2(&m, 1, (3 * m.cs + 512) | COPIED, 0);
+    expect_read_error(&m, 16384, 512, G_ECORRUPT,
+                      "qcow2: L2 entry for guest offset 16384: cluster offset "
+                      "49664 is not cluster-aligned");
+}
+
+Test(qcow2, extended_l2_unaligned_offset_only_zero_subclusters)
+{
+    struct img m = extl2_img();
+    l2(&m, 1, 3 * m.cs + 512, 0xffffffffull << 32);
+    expect_read_error(&m, 16384 + 4096, 512, G_ECORRUPT,
+                      "qcow2: L2 entry for guest offset 16384: cluster offset "
+                      "49664 is not cluster-aligned");
+}
+
+/* An aligned offset that no subcluster uses is not looked at, even past
+ * EOF: qemu reads such a cluster as its bitmap says, and so does instar. */
+Test(qcow2, extended_l2_unused_offset_past_eof_is_not_read)
+{
+    struct img m = extl2_img();
+    l2(&m, 1, (1ull << 30) | COPIED, 0x4ull << 32);
+    expect_image(&m, 32768, extl2_want);
 }
 
 Test(qcow2, extended_l2_needs_16k_clusters)
@@ -834,6 +993,65 @@ Test(qcow2, refcount_order_invalid)
     struct img m = basic(3);
     be32(m.d + 96, 7);
     expect_open_error(&m, G_ECORRUPT, "qcow2: refcount_order 7 exceeds 6");
+}
+
+/* qemu reads the refcount table at open and refuses these (instar never
+ * reads it, but must not read what qemu refuses). */
+Test(qcow2, refcount_table_missing)
+{
+    struct img m = basic(3);
+    be32(m.d + 56, 0);
+    expect_open_error(&m, G_ECORRUPT,
+                      "qcow2: refcount_table_clusters is 0: the image has no "
+                      "refcount table");
+}
+
+Test(qcow2, refcount_table_too_large)
+{
+    /* 8 MiB of table at most: 16384 clusters of 512 bytes. */
+    struct img m = basic(3);
+    be32(m.d + 56, 16384 + 1);
+    expect_open_error(&m, G_ECORRUPT,
+                      "qcow2: refcount_table_clusters 16385 exceeds 16384 "
+                      "(8388608 bytes of table)");
+    m = basic(3);
+    be32(m.d + 56, 1u << 31);
+    expect_open_error(&m, G_ECORRUPT,
+                      "qcow2: refcount_table_clusters 2147483648 exceeds "
+                      "16384 (8388608 bytes of table)");
+    m = basic(3);
+    be32(m.d + 56, 16384);
+    expect_image(&m, 4096, basic_want);
+}
+
+Test(qcow2, refcount_table_unaligned)
+{
+    struct img m = basic(3);
+    be64(m.d + 48, 520);
+    expect_open_error(&m, G_ECORRUPT,
+                      "qcow2: refcount_table_offset 520 is not "
+                      "cluster-aligned");
+}
+
+/* Past EOF is fine (qemu reads zeros there), past qemu's largest file
+ * offset is not. */
+Test(qcow2, refcount_table_past_the_last_offset_qemu_reads)
+{
+    struct img m = basic(3);
+    be64(m.d + 48, 0x7fffffffc0000000ull);
+    expect_open_error(&m, G_ECORRUPT,
+                      "qcow2: refcount table at offset 9223372035781033984 "
+                      "(512 bytes) ends past offset 9223372035781033984, the "
+                      "last one qemu reads");
+    m = basic(3);
+    be64(m.d + 48, 0xfffffffffffffe00ull);
+    expect_open_error(&m, G_ECORRUPT,
+                      "qcow2: refcount table at offset 18446744073709551104 "
+                      "(512 bytes) ends past offset 9223372035781033984, the "
+                      "last one qemu reads");
+    m = basic(3);
+    be64(m.d + 48, 0x7fffffffc0000000ull - 512);
+    expect_image(&m, 4096, basic_want);
 }
 
 Test(qcow2, encryption_refused)
