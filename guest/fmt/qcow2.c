@@ -503,6 +503,7 @@ int fmt_qcow2_open(const struct fmt_env *env, uint32_t handle,
     r->vsize = q->vsize;
     r->file_size = q->file_size;
     r->read = qcow2_read;
+    r->extent = qcow2_extent;
     r->priv = q;
     return G_OK;
 }

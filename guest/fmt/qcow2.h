@@ -154,5 +154,8 @@ int qcow2_map_init(struct qcow2 *q);
 
 /* fmt_reader.read for qcow2 (qcow2_map.c). */
 int qcow2_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len);
+/* fmt_reader.extent for qcow2 (qcow2_map.c). */
+int qcow2_extent(struct fmt_reader *r, uint64_t off, uint64_t len,
+                 struct fmt_extent *e);
 
 #endif

@@ -603,3 +603,71 @@ int qcow2_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len)
     }
     return q->ch->njobs ? zflush(q->ch) : G_OK;
 }
+
+/* What a stretch the backing file provides starts with (zeros past its
+ * end, or with no backing file). */
+static int backing_extent(struct qcow2 *q, uint64_t off, uint64_t n,
+                          struct fmt_extent *e)
+{
+    struct fmt_reader *b = q->backing;
+    if (!b || off >= b->vsize) {
+        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, n};
+        return G_OK;
+    }
+    if (n > b->vsize - off)
+        n = b->vsize - off;
+    if (!b->extent) {
+        *e = (struct fmt_extent){FMT_EXTENT_DATA, 0, 0, n};
+        return G_OK;
+    }
+    return b->extent(b, off, n, e);
+}
+
+/* Block status: runs of clusters stored as they are (plain, in the image
+ * or its data file), zeros, the backing file's, or compressed (data). */
+int qcow2_extent(struct fmt_reader *r, uint64_t off, uint64_t len,
+                 struct fmt_extent *e)
+{
+    struct qcow2 *q = r->priv;
+    struct piece p, next;
+    int ret;
+
+    if (off >= q->vsize) {
+        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, len};
+        return G_OK;
+    }
+    if (len > q->vsize - off)
+        len = q->vsize - off;
+    if ((ret = lookup(q, off, &p)) != G_OK)
+        return ret;
+    uint64_t n = p.len < len ? p.len : len;
+    while (n < len && p.kind != RUN_COMPRESSED) {
+        if ((ret = lookup(q, off + n, &next)) != G_OK)
+            return ret;
+        if (!continues(&p, n, &next))
+            break;
+        n += next.len < len - n ? next.len : len - n;
+    }
+    switch (p.kind) {
+    case RUN_DATA: {
+        uint32_t h = q->has_data_file ? q->data_handle : q->handle;
+        uint64_t fsize = q->has_data_file ? q->data_size : q->file_size;
+        /* A cluster may run past EOF (its tail reads as zeros): plain up
+         * to the end of the file, zeros from there. */
+        if (p.host >= fsize)
+            *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, n};
+        else
+            *e = (struct fmt_extent){FMT_EXTENT_PLAIN, h, p.host,
+                                     fsize - p.host < n ? fsize - p.host : n};
+        return G_OK;
+    }
+    case RUN_ZERO:
+        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, n};
+        return G_OK;
+    case RUN_BACKING:
+        return backing_extent(q, off, n, e);
+    default:
+        *e = (struct fmt_extent){FMT_EXTENT_DATA, 0, 0, n};
+        return G_OK;
+    }
+}

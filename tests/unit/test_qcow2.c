@@ -12,6 +12,7 @@
 #include <zlib.h>
 
 #include "ct_mem.h"
+#include "extent_check.h"
 #include "par_threads.h"
 #include "engine/engine.h"
 #include "fmt/fmt.h"
@@ -192,6 +193,19 @@ static void expect_bytes(struct fmt_reader *r, uint64_t off, uint64_t len,
     free(buf);
 }
 
+/* The reader's extents over [0, len) and two unaligned windows agree with
+ * read(); at least min_plain plain extents (the copy path is used). */
+static void expect_extents(struct ctx *c, uint64_t len, unsigned min_plain)
+{
+    uint64_t blen = 1 << 20;
+    uint8_t *buf = arena_alloc(&c->io, blen, 512);
+    cr_assert(buf);
+    unsigned plain = extent_check(c->r, &c->m, buf, blen, 0, len);
+    cr_expect_geq(plain, min_plain, "%u plain extents", plain);
+    extent_check(c->r, &c->m, buf, blen, 1, len > 2 ? len - 2 : 0);
+    extent_check(c->r, &c->m, buf, blen, len / 3, len / 3 + 1000);
+}
+
 /* Opens m, expects [0, len) to read as want, and frees m. */
 static void expect_image(struct img *m, uint64_t len,
                          uint8_t (*want)(uint64_t))
@@ -200,6 +214,7 @@ static void expect_image(struct img *m, uint64_t len,
     ctx_init(&c, m);
     cr_assert_eq(ctx_open(&c), G_OK, "open: %s", c.err.msg);
     expect_bytes(c.r, 0, len, want, &c.err);
+    expect_extents(&c, len, 0);
     ctx_free(&c);
     free(m->d);
 }
@@ -244,6 +259,8 @@ Test(qcow2, v3_cluster_kinds_and_windows)
     expect_bytes(c.r, 700, 1000, basic_want, &c.err);
     expect_bytes(c.r, 3000, 5000, basic_want, &c.err); /* zeros past vsize */
     expect_bytes(c.r, 9000, 100, basic_want, &c.err);
+    /* Clusters 0-1 one plain run, 4 and 6-7 two more. */
+    expect_extents(&c, 9000, 3);
     ctx_free(&c);
     free(m.d);
 }
@@ -347,6 +364,8 @@ static void backing_case(size_t blen, const char *fmt)
     base_len = blen;
     expect_bytes(c.r, 0, 4096, over_want, &c.err);
     expect_bytes(c.r, 1600, 300, over_want, &c.err);
+    /* The unallocated cluster maps into the backing file. */
+    expect_extents(&c, 4096, 4);
     ctx_free(&c);
     free(b);
     free(m.d);
@@ -407,6 +426,7 @@ Test(qcow2, chain_of_three)
     cr_expect_eq(buf[512 + 5], basic_want(512 + 5));    /* mid */
     cr_expect_eq(buf[1024 + 5], 0);                     /* mid zero */
     cr_expect_eq(buf[1536 + 5], base_byte(1536 + 5));   /* base */
+    expect_extents(&c, 4096, 4);
     ctx_free(&c);
     free(b);
     free(mid.d);
@@ -554,6 +574,7 @@ Test(qcow2, compressed_clusters)
     cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
     expect_bytes(c.r, 0, 8192, comp_want, &c.err);
     expect_bytes(c.r, 4000, 200, comp_want, &c.err);
+    expect_extents(&c, 8192, 0);
     ctx_free(&c);
     free(m.d);
 }
@@ -776,6 +797,7 @@ Test(qcow2, extended_l2_subclusters)
     cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
     expect_bytes(c.r, 0, 32768, extl2_want, &c.err);
     expect_bytes(c.r, 1000, 2000, extl2_want, &c.err);
+    expect_extents(&c, 32768, 1);
     ctx_free(&c);
     free(m.d);
 }
@@ -800,6 +822,7 @@ Test(qcow2, extended_l2_unallocated_subclusters_read_backing)
     cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
     expect_bytes(c.r, 0, 32768, extl2_over_want, &c.err);
     expect_bytes(c.r, 1900, 15000, extl2_over_want, &c.err);
+    expect_extents(&c, 32768, 2);
     ctx_free(&c);
     free(b);
     free(m.d);
@@ -882,6 +905,7 @@ Test(qcow2, external_data_file)
     ct_mem_add_file(&c.m, "data.raw", data, 4096);
     cr_assert_eq(ctx_open(&c), G_OK, "%s", c.err.msg);
     expect_bytes(c.r, 0, 4096, df_want, &c.err);
+    expect_extents(&c, 4096, 1);
     ctx_free(&c);
     free(data);
     free(m.d);
