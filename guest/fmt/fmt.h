@@ -187,6 +187,12 @@ int fmt_open_named(const struct fmt_env *env, uint32_t handle,
                    uint32_t format, unsigned depth, bool dmg_name,
                    struct fmt_reader **out);
 
+/* What another reader (a backing file, a parent; NULL: none) has at
+ * [off, off + len): its extent, zeros past its end or without one, data
+ * when it has no extents. For drivers' extent(). */
+int fmt_extent_of(struct fmt_reader *r, uint64_t off, uint64_t len,
+                  struct fmt_extent *e);
+
 /* Asks the host for the file `name` (name_len bytes, not NUL-terminated)
  * referenced by the image `parent`; fmt names the format for messages. */
 int fmt_open_backing(const struct fmt_env *env, uint32_t parent,

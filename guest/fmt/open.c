@@ -137,6 +137,22 @@ int fmt_writer_open(const struct fmt_env *env, uint32_t format,
     return G_OK;
 }
 
+int fmt_extent_of(struct fmt_reader *r, uint64_t off, uint64_t len,
+                  struct fmt_extent *e)
+{
+    if (!r || off >= r->vsize) {
+        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, len};
+        return G_OK;
+    }
+    if (len > r->vsize - off)
+        len = r->vsize - off;
+    if (!r->extent) {
+        *e = (struct fmt_extent){FMT_EXTENT_DATA, 0, 0, len};
+        return G_OK;
+    }
+    return r->extent(r, off, len, e);
+}
+
 int fmt_open_backing(const struct fmt_env *env, uint32_t parent,
                      const char *name, uint32_t name_len, const char *fmt,
                      uint32_t *handle)

@@ -604,25 +604,6 @@ int qcow2_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len)
     return q->ch->njobs ? zflush(q->ch) : G_OK;
 }
 
-/* What a stretch the backing file provides starts with (zeros past its
- * end, or with no backing file). */
-static int backing_extent(struct qcow2 *q, uint64_t off, uint64_t n,
-                          struct fmt_extent *e)
-{
-    struct fmt_reader *b = q->backing;
-    if (!b || off >= b->vsize) {
-        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, n};
-        return G_OK;
-    }
-    if (n > b->vsize - off)
-        n = b->vsize - off;
-    if (!b->extent) {
-        *e = (struct fmt_extent){FMT_EXTENT_DATA, 0, 0, n};
-        return G_OK;
-    }
-    return b->extent(b, off, n, e);
-}
-
 /* Block status: runs of clusters stored as they are (plain, in the image
  * or its data file), zeros, the backing file's, or compressed (data). */
 int qcow2_extent(struct fmt_reader *r, uint64_t off, uint64_t len,
@@ -665,7 +646,7 @@ int qcow2_extent(struct fmt_reader *r, uint64_t off, uint64_t len,
         *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, n};
         return G_OK;
     case RUN_BACKING:
-        return backing_extent(q, off, n, e);
+        return fmt_extent_of(q->backing, off, n, e);
     default:
         *e = (struct fmt_extent){FMT_EXTENT_DATA, 0, 0, n};
         return G_OK;

@@ -259,28 +259,13 @@ int vpc_read_sparse(struct fmt_reader *r, uint64_t off, void *buf,
 
 /* ---- block status (extent) ---------------------------------------------- */
 
-/* Past a disk's end, and where a reader has no map of its own: the rest. */
-static int extent_of(struct fmt_reader *p, uint64_t off, uint64_t len,
-                     struct fmt_extent *e)
-{
-    if (off >= p->vsize) {
-        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, len};
-        return G_OK;
-    }
-    if (p->vsize - off < len)
-        len = p->vsize - off;
-    if (!p->extent) {
-        *e = (struct fmt_extent){FMT_EXTENT_DATA, 0, 0, len};
-        return G_OK;
-    }
-    return p->extent(p, off, len, e);
-}
-
 int vpc_extent_fixed(struct fmt_reader *r, uint64_t off, uint64_t len,
                      struct fmt_extent *e)
 {
-    if (off >= r->vsize)
-        return extent_of(r, off, len, e);
+    if (off >= r->vsize) {
+        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, len};
+        return G_OK;
+    }
     *e = (struct fmt_extent){FMT_EXTENT_PLAIN, r->handle, off,
                              r->vsize - off < len ? r->vsize - off : len};
     return G_OK;
@@ -296,8 +281,10 @@ int vpc_extent_sparse(struct fmt_reader *r, uint64_t off, uint64_t len,
     uint32_t entry;
     int ret;
 
-    if (off >= r->vsize)
-        return extent_of(r, off, len, e);
+    if (off >= r->vsize) {
+        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, len};
+        return G_OK;
+    }
     uint64_t block = off >> v->block_shift;
     uint64_t in = off & (v->block_size - 1);
     uint64_t span = v->block_size - in;
@@ -324,8 +311,5 @@ int vpc_extent_sparse(struct fmt_reader *r, uint64_t off, uint64_t len,
             return G_OK;
         }
     }
-    if (v->parent)
-        return extent_of(v->parent, off, span, e);
-    *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, span};
-    return G_OK;
+    return fmt_extent_of(v->parent, off, span, e);
 }
