@@ -45,8 +45,7 @@
 #define CT_CALL_PARK 10        /* struct ct_vcpu_signal, worker vCPU (ABI 3) */
 #define CT_CALL_END_OUTPUT 11  /* struct ct_end_output (ABI 5) */
 #define CT_CALL_COPY 12        /* struct ct_copy (ABI 6) */
-#define CT_CALL_ALLOCATE 13    /* struct ct_allocate (ABI 6) */
-#define CT_CALL_COUNT 14
+#define CT_CALL_COUNT 13
 
 /* The last component of of= handed to the guest: at most NAME_MAX. */
 #define CT_OUT_NAME_MAX 255
@@ -186,33 +185,38 @@ struct ct_end_output {
 };
 
 /*
- * Copies len bytes of file `handle` at src_off to the output at dst_off in
- * the host kernel (copy_file_range: no user buffer, and a reflink where
- * the file system shares extents). Only between begin_output and
- * end_output; [src_off, src_off+len) must lie inside the file and
- * [dst_off, dst_off+len) inside the output bound. CT_ENOTSUP when the
- * kernel cannot copy between these files: the guest reads and writes
- * instead, for the rest of the run. copied says how many bytes were
- * copied before a failure.
+ * Fills output ranges in the host kernel, a list of segments per call so
+ * that a fragmented image costs one exit per list, not one per cluster:
+ * a segment copies len bytes of file `handle` at src_off to the output at
+ * dst_off (copy_file_range: no user buffer, a reflink where the file
+ * system shares extents), or with handle CT_COPY_ZEROS allocates
+ * [dst_off, dst_off + len) as zeros without writing them (fallocate).
+ * Only between begin_output and end_output. The host checks the whole
+ * list before acting: each source range inside its file, each output
+ * range inside the bound, at most CT_COPY_MAX_LEN bytes in all. It does
+ * the segments in order and stops at the first failure: `done` segments
+ * are complete and `copied` bytes of the next one. CT_ENOTSUP says the
+ * kernel cannot here (another file system on older kernels, a block
+ * device, no fallocate): the guest does the rest through read and write,
+ * for the rest of the run.
  */
-struct ct_copy {
-    uint32_t handle;  /* IN */
-    int32_t ret;      /* OUT */
-    uint64_t src_off; /* IN */
-    uint64_t dst_off; /* IN */
-    uint64_t len;     /* IN: 1 .. CT_COPY_MAX_LEN */
-    uint64_t copied;  /* OUT */
+#define CT_COPY_ZEROS CT_U(0xffffffff)
+#define CT_COPY_SEGS_MAX CT_U(1024)
+
+struct ct_copy_seg {
+    uint32_t handle;    /* a granted file, or CT_COPY_ZEROS */
+    uint32_t reserved0; /* 0 */
+    uint64_t src_off;   /* ignored for CT_COPY_ZEROS */
+    uint64_t dst_off;
+    uint64_t len;       /* >= 1 */
 };
 
-/* Allocates [offset, offset+len) of the output as zeros without writing
- * them (fallocate), so a dense raw output needs no zero buffer. Same
- * window and bound rules as write; CT_ENOTSUP where the file system
- * cannot: the guest writes zeros instead. */
-struct ct_allocate {
-    uint32_t reserved0; /* IN: must be 0 */
-    int32_t ret;        /* OUT */
-    uint64_t offset;    /* IN */
-    uint64_t len;       /* IN */
+struct ct_copy {
+    uint32_t count;    /* IN: 1 .. CT_COPY_SEGS_MAX */
+    int32_t ret;       /* OUT */
+    uint64_t segs_gpa; /* IN: count struct ct_copy_seg (anywhere in RAM) */
+    uint64_t done;     /* OUT: segments completed */
+    uint64_t copied;   /* OUT: bytes of segment `done` completed */
 };
 
 /* Ends the run. status CT_STATUS_OK means the output is complete: it is
@@ -323,8 +327,8 @@ struct ct_bootinfo {
 #define CT_FSBLOCK_CANARY_OFF CT_U(0x28) /* where gcc's stack protector looks */
 
 #define CT_IO_MAX_LEN CT_IO_SIZE /* one call moves at most the whole area */
-/* One copy call moves at most this much (the watchdog's idle limit must
- * not fire inside a call on a slow disk). */
+/* One copy call moves at most this much in all its segments: a call on a
+ * slow disk stays short next to the watchdog's limits. */
 #define CT_COPY_MAX_LEN (CT_ULL(1) << 30)
 #define CT_MSG_MAX CT_U(1024)
 #define CT_NAME_MAX CT_U(4095)
@@ -364,13 +368,14 @@ CT_ASSERT_OFF(ct_open_backing, name_len, 16);
 CT_ASSERT_OFF(ct_open_backing, handle, 20);
 CT_ASSERT_SIZE(ct_vcpu_signal, 8);
 CT_ASSERT_SIZE(ct_end_output, 16);
-CT_ASSERT_SIZE(ct_copy, 40);
-CT_ASSERT_OFF(ct_copy, src_off, 8);
-CT_ASSERT_OFF(ct_copy, dst_off, 16);
-CT_ASSERT_OFF(ct_copy, len, 24);
-CT_ASSERT_OFF(ct_copy, copied, 32);
-CT_ASSERT_SIZE(ct_allocate, 24);
-CT_ASSERT_OFF(ct_allocate, offset, 8);
+CT_ASSERT_SIZE(ct_copy_seg, 32);
+CT_ASSERT_OFF(ct_copy_seg, src_off, 8);
+CT_ASSERT_OFF(ct_copy_seg, dst_off, 16);
+CT_ASSERT_OFF(ct_copy_seg, len, 24);
+CT_ASSERT_SIZE(ct_copy, 32);
+CT_ASSERT_OFF(ct_copy, segs_gpa, 8);
+CT_ASSERT_OFF(ct_copy, done, 16);
+CT_ASSERT_OFF(ct_copy, copied, 24);
 CT_ASSERT_OFF(ct_end_output, file_size, 8);
 CT_ASSERT_SIZE(ct_bootinfo, 384);
 CT_ASSERT_OFF(ct_bootinfo, unix_time, 80);

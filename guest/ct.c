@@ -74,25 +74,16 @@ static int hc_end_output(void *ctx, uint64_t file_size)
     return a.ret;
 }
 
-static int hc_copy(void *ctx, uint32_t handle, uint64_t src_off,
-                   uint64_t dst_off, uint64_t len, uint64_t *copied)
+static int hc_copy(void *ctx, const struct ct_copy_seg *segs, uint32_t count,
+                   uint64_t *done, uint64_t *copied)
 {
     (void)ctx;
-    struct ct_copy a = {.handle = handle,
+    struct ct_copy a = {.count = count,
                         .ret = CT_EINVAL,
-                        .src_off = src_off,
-                        .dst_off = dst_off,
-                        .len = len};
+                        .segs_gpa = (uint64_t)(uintptr_t)segs};
     ct_call(CT_CALL_COPY, &a);
+    *done = a.done;
     *copied = a.copied;
-    return a.ret;
-}
-
-static int hc_allocate(void *ctx, uint64_t off, uint64_t len)
-{
-    (void)ctx;
-    struct ct_allocate a = {.ret = CT_EINVAL, .offset = off, .len = len};
-    ct_call(CT_CALL_ALLOCATE, &a);
     return a.ret;
 }
 
@@ -148,7 +139,6 @@ const struct ct_ops ct_hypercall_ops = {
     .begin_output = hc_begin_output,
     .end_output = hc_end_output,
     .copy = hc_copy,
-    .allocate = hc_allocate,
     .log = hc_log,
     .open_backing = hc_open_backing,
 };

@@ -22,9 +22,10 @@ struct ct_ops {
     int (*write)(void *ctx, uint64_t off, const void *buf, uint64_t len);
     int (*begin_output)(void *ctx, uint32_t format, uint64_t vsize);
     int (*end_output)(void *ctx, uint64_t file_size);
-    int (*copy)(void *ctx, uint32_t handle, uint64_t src_off, uint64_t dst_off,
-                uint64_t len, uint64_t *copied);
-    int (*allocate)(void *ctx, uint64_t off, uint64_t len);
+    /* segs: count segments (struct ct_copy_seg) anywhere in guest
+     * memory; *done and *copied as in struct ct_copy. */
+    int (*copy)(void *ctx, const struct ct_copy_seg *segs, uint32_t count,
+                uint64_t *done, uint64_t *copied);
     void (*log)(void *ctx, const char *msg, uint64_t len);
     int (*open_backing)(void *ctx, uint32_t parent, const char *name,
                         uint32_t name_len, uint32_t *handle);

@@ -400,27 +400,6 @@ static enum call_next do_wake(struct vmm_session *s, uint32_t gpa)
     return CALL_CONTINUE;
 }
 
-/* [off, off+len) of the output, for calls that change it: between
- * begin_output and end_output, within the bound. */
-static bool out_range(struct vmm_session *s, const char *call, uint64_t off,
-                      uint64_t len, uint64_t *end)
-{
-    if (!s->begun || s->ended) {
-        session_fail(s, "guest stopped: %s %s", call,
-                     s->ended ? "after end_output" : "before begin_output");
-        return false;
-    }
-    if (len == 0 || __builtin_add_overflow(off, len, end) ||
-        *end > s->out_limit) {
-        session_fail(s, "guest stopped: %s at offset %llu length %llu "
-                        "beyond the output limit %llu",
-                     call, (unsigned long long)off, (unsigned long long)len,
-                     (unsigned long long)s->out_limit);
-        return false;
-    }
-    return true;
-}
-
 /* What a failed output syscall means to the guest. */
 static int32_t out_error(struct vmm_session *s, int e)
 {
@@ -431,79 +410,122 @@ static int32_t out_error(struct vmm_session *s, int e)
     return e == ENOSPC || e == EDQUOT ? CT_ENOSPC : CT_EIO;
 }
 
-/* Input bytes straight to the output, in the kernel. The guest decided
- * where they go, as it does for write: copy gives it nothing write does
- * not (it could read the same bytes and write them). */
-static enum call_next do_copy(struct vmm_session *s, uint32_t gpa)
+/* The whole list is checked before anything is done: a hostile segment
+ * stops the VM with the output untouched by this call. */
+static bool check_segs(struct vmm_session *s, const struct ct_copy_seg *g,
+                       uint32_t count)
 {
-    struct ct_copy a;
-    const struct vmm_file *f;
-    uint64_t src_end, dst_end;
+    uint64_t total = 0;
+    if (!s->begun || s->ended) {
+        session_fail(s, "guest stopped: copy %s",
+                     s->ended ? "after end_output" : "before begin_output");
+        return false;
+    }
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t dst_end, src_end;
+        if (g[i].reserved0 != 0 || g[i].len == 0 ||
+            __builtin_add_overflow(total, g[i].len, &total) ||
+            total > CT_COPY_MAX_LEN) {
+            session_fail(s, "guest stopped: copy segment %u: bad length "
+                            "%llu or reserved field (at most %llu bytes a "
+                            "call)",
+                         (unsigned)i, (unsigned long long)g[i].len,
+                         (unsigned long long)CT_COPY_MAX_LEN);
+            return false;
+        }
+        if (__builtin_add_overflow(g[i].dst_off, g[i].len, &dst_end) ||
+            dst_end > s->out_limit) {
+            session_fail(s, "guest stopped: copy at offset %llu length %llu "
+                            "beyond the output limit %llu",
+                         (unsigned long long)g[i].dst_off,
+                         (unsigned long long)g[i].len,
+                         (unsigned long long)s->out_limit);
+            return false;
+        }
+        if (g[i].handle == CT_COPY_ZEROS)
+            continue;
+        const struct vmm_file *f = file_of(s, g[i].handle, "copy");
+        if (!f)
+            return false;
+        if (__builtin_add_overflow(g[i].src_off, g[i].len, &src_end) ||
+            src_end > f->size) {
+            session_fail(s, "guest stopped: copy of [%llu, +%llu) past the "
+                            "end of file %u (%llu bytes)",
+                         (unsigned long long)g[i].src_off,
+                         (unsigned long long)g[i].len, (unsigned)g[i].handle,
+                         (unsigned long long)f->size);
+            return false;
+        }
+    }
+    return true;
+}
 
-    if (!copy_in(s, gpa, &a, sizeof a, "copy"))
-        return CALL_STOP;
-    if (!(f = file_of(s, a.handle, "copy")))
-        return CALL_STOP;
-    if (a.len > CT_COPY_MAX_LEN)
-        return session_fail(s, "guest stopped: copy length %llu exceeds "
-                               "%llu",
-                            (unsigned long long)a.len,
-                            (unsigned long long)CT_COPY_MAX_LEN);
-    if (!out_range(s, "copy", a.dst_off, a.len, &dst_end))
-        return CALL_STOP;
-    if (__builtin_add_overflow(a.src_off, a.len, &src_end) ||
-        src_end > f->size)
-        return session_fail(s, "guest stopped: copy of [%llu, +%llu) past "
-                               "the end of file %u (%llu bytes)",
-                            (unsigned long long)a.src_off,
-                            (unsigned long long)a.len, (unsigned)a.handle,
-                            (unsigned long long)f->size);
-    a.ret = CT_OK;
-    a.copied = 0;
+/* One segment; *copied says how far it got. */
+static int32_t do_seg(struct vmm_session *s, const struct ct_copy_seg *g,
+                      uint64_t *copied)
+{
+    *copied = 0;
     if (s->no_kernel_copy)
-        a.ret = CT_ENOTSUP;
-    while (a.ret == CT_OK && a.copied < a.len) {
-        loff_t in = (loff_t)(a.src_off + a.copied);
-        loff_t out = (loff_t)(a.dst_off + a.copied);
-        ssize_t n = copy_file_range(f->fd, &in, s->out_fd, &out,
-                                    (size_t)(a.len - a.copied), 0);
+        return CT_ENOTSUP;
+    if (g->handle == CT_COPY_ZEROS) {
+        if (fallocate(s->out_fd, 0, (off_t)g->dst_off, (off_t)g->len) < 0)
+            return out_error(s, errno);
+        *copied = g->len;
+        return CT_OK;
+    }
+    int fd = s->files->files[g->handle].fd;
+    while (*copied < g->len) {
+        loff_t in = (loff_t)(g->src_off + *copied);
+        loff_t out = (loff_t)(g->dst_off + *copied);
+        ssize_t n = copy_file_range(fd, &in, s->out_fd, &out,
+                                    (size_t)(g->len - *copied), 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            a.ret = out_error(s, errno);
-        else if (n == 0)
-            a.ret = CT_EIO; /* the file shrank under us */
-        else
-            a.copied += (uint64_t)n;
+            return out_error(s, errno);
+        if (n == 0)
+            return CT_EIO; /* the file shrank under us */
+        *copied += (uint64_t)n;
     }
-    if (a.copied && a.dst_off + a.copied > s->out_high)
-        s->out_high = a.dst_off + a.copied;
-    COPY_OUT(s, gpa, a, ret);
-    COPY_OUT(s, gpa, a, copied);
-    return CALL_CONTINUE;
+    return CT_OK;
 }
 
-/* Zeros that are allocated, not written: a dense raw output without a
- * zero buffer going through guest memory. */
-static enum call_next do_allocate(struct vmm_session *s, uint32_t gpa)
+/* Output ranges filled in the kernel: input bytes straight to the output,
+ * or allocated zeros. The guest decided where they go, as it does for
+ * write: copy gives it nothing write does not (it could read the same
+ * bytes and write them). */
+static enum call_next do_copy(struct vmm_session *s, uint32_t gpa)
 {
-    struct ct_allocate a;
-    uint64_t end;
+    static struct ct_copy_seg segs[CT_COPY_SEGS_MAX];
+    struct ct_copy a;
+    const void *src;
 
-    if (!copy_in(s, gpa, &a, sizeof a, "allocate"))
+    if (!copy_in(s, gpa, &a, sizeof a, "copy"))
         return CALL_STOP;
-    if (a.reserved0 != 0)
-        return session_fail(s, "guest stopped: allocate reserved field set");
-    if (!out_range(s, "allocate", a.offset, a.len, &end))
+    if (a.count == 0 || a.count > CT_COPY_SEGS_MAX ||
+        !(src = vmm_gpa(s->vm, a.segs_gpa,
+                        (uint64_t)a.count * sizeof segs[0])))
+        return session_fail(s, "guest stopped: copy list of %u segments at "
+                               "0x%llx is invalid",
+                            (unsigned)a.count,
+                            (unsigned long long)a.segs_gpa);
+    memcpy(segs, src, a.count * sizeof segs[0]);
+    if (!check_segs(s, segs, a.count))
         return CALL_STOP;
     a.ret = CT_OK;
-    if (s->no_kernel_copy)
-        a.ret = CT_ENOTSUP;
-    else if (fallocate(s->out_fd, 0, (off_t)a.offset, (off_t)a.len) < 0)
-        a.ret = out_error(s, errno);
-    if (a.ret == CT_OK && end > s->out_high)
-        s->out_high = end;
+    for (a.done = 0; a.done < a.count; a.done++) {
+        const struct ct_copy_seg *g = &segs[a.done];
+        a.ret = do_seg(s, g, &a.copied);
+        if (a.copied && g->dst_off + a.copied > s->out_high)
+            s->out_high = g->dst_off + a.copied;
+        if (a.ret != CT_OK)
+            break;
+    }
+    if (a.ret == CT_OK)
+        a.copied = 0;
     COPY_OUT(s, gpa, a, ret);
+    COPY_OUT(s, gpa, a, done);
+    COPY_OUT(s, gpa, a, copied);
     return CALL_CONTINUE;
 }
 
@@ -533,7 +555,6 @@ static const call_fn handlers[CT_CALL_COUNT] = {
     [CT_CALL_PARK] = do_park,
     [CT_CALL_END_OUTPUT] = do_end_output,
     [CT_CALL_COPY] = do_copy,
-    [CT_CALL_ALLOCATE] = do_allocate,
 };
 
 enum call_next calls_dispatch(struct vmm_session *s, uint16_t port,

@@ -3,9 +3,12 @@
  * writer. Where the reader says a range is plain bytes of a file and the
  * writer says where the range goes, the host copies it in the kernel
  * (copy_file_range) and the bytes never enter the guest; zeros are
- * allocated rather than written. Everything else, and everything after
- * the host says it cannot (CT_ENOTSUP), goes through guest memory in
- * large chunks: one host call per chunk per side whatever bs is.
+ * allocated rather than written. Such segments are gathered into lists
+ * (merged where they continue each other), so a fragmented image costs
+ * one host call per list, not one per cluster. Everything else, and
+ * everything after the host says it cannot (CT_ENOTSUP), goes through
+ * guest memory in large chunks: one host call per chunk per side,
+ * whatever bs is.
  */
 #include "engine.h"
 #include "../rt/rt.h"
@@ -16,7 +19,13 @@ struct route {
     const struct engine_buf *b;
     uint64_t chunk;
     struct g_error *err;
-    bool kernel; /* copy and allocate in the host; off after CT_ENOTSUP */
+    bool kernel; /* copies in the host; off after CT_ENOTSUP */
+    /* Segments waiting for one copy call, and where each one's bytes are
+     * in the virtual input (to do them through memory instead). */
+    struct ct_copy_seg *segs;
+    uint64_t *seg_in;
+    uint32_t nsegs;
+    uint64_t seg_bytes;
 };
 
 static uint64_t min64(uint64_t a, uint64_t b)
@@ -70,40 +79,72 @@ static int put_direct(struct route *c, uint64_t in_off, uint64_t file_off,
     return G_OK;
 }
 
-/* Plain input bytes (src in file e->handle) into a placed run. */
-static int copy_run(struct route *c, uint32_t handle, uint64_t src,
-                    uint64_t in_off, uint64_t file_off, uint64_t n)
+/* Sends the pending segments to the host. Whatever it cannot do (after
+ * CT_ENOTSUP, from then on) goes through guest memory. */
+static int flush_segs(struct route *c)
 {
     const struct ct_ops *ops = c->w->env->ops;
-    uint64_t done = 0;
-    while (c->kernel && done < n) {
-        uint64_t k = min64(n - done, CT_COPY_MAX_LEN), copied = 0;
-        int ret = ops->copy(ops->ctx, handle, src + done, file_off + done, k,
-                            &copied);
-        done += copied < k ? copied : k;
-        if (ret == CT_ENOTSUP)
-            c->kernel = false;
-        else if (ret != CT_OK)
-            return host_failed(c, "copy", file_off + done, k, ret);
+    uint64_t done = 0, copied = 0;
+    int ret = CT_ENOTSUP;
+
+    if (!c->nsegs)
+        return G_OK;
+    if (c->kernel)
+        ret = ops->copy(ops->ctx, c->segs, c->nsegs, &done, &copied);
+    if (ret == CT_ENOTSUP)
+        c->kernel = false;
+    else if (ret != CT_OK)
+        return host_failed(c, "copy", c->segs[done].dst_off + copied,
+                           c->segs[done].len - copied, ret);
+    for (uint64_t i = done; i < c->nsegs; i++, copied = 0) {
+        const struct ct_copy_seg *g = &c->segs[i];
+        ret = put_direct(c, c->seg_in[i] + copied, g->dst_off + copied,
+                         g->len - copied, g->handle == CT_COPY_ZEROS);
+        if (ret != G_OK)
+            return ret;
     }
-    return done < n ? put_direct(c, in_off + done, file_off + done,
-                                 n - done, false)
-                    : G_OK;
+    c->nsegs = 0;
+    c->seg_bytes = 0;
+    return G_OK;
 }
 
-/* Zeros into a placed run: allocated, not written, where the host can. */
-static int zero_run(struct route *c, uint64_t file_off, uint64_t n)
+/* Queues "put input [in_off, +n) (file `handle` at src; CT_COPY_ZEROS:
+ * zeros) at file_off", merged with the last segment when it continues
+ * it. A call carries at most CT_COPY_MAX_LEN bytes. */
+static int add_seg(struct route *c, uint32_t handle, uint64_t src,
+                   uint64_t in_off, uint64_t file_off, uint64_t n)
 {
-    const struct ct_ops *ops = c->w->env->ops;
-    if (c->kernel) {
-        int ret = ops->allocate(ops->ctx, file_off, n);
-        if (ret == CT_OK)
-            return G_OK;
-        if (ret != CT_ENOTSUP)
-            return host_failed(c, "allocate", file_off, n, ret);
-        c->kernel = false;
+    int ret;
+    while (n) {
+        if (!c->kernel)
+            return put_direct(c, in_off, file_off, n,
+                              handle == CT_COPY_ZEROS);
+        if (c->seg_bytes == CT_COPY_MAX_LEN && (ret = flush_segs(c)) != G_OK)
+            return ret;
+        uint64_t k = min64(n, CT_COPY_MAX_LEN - c->seg_bytes);
+        struct ct_copy_seg *last = c->nsegs ? &c->segs[c->nsegs - 1] : NULL;
+        if (last && last->handle == handle &&
+            last->dst_off + last->len == file_off &&
+            c->seg_in[c->nsegs - 1] + last->len == in_off &&
+            (handle == CT_COPY_ZEROS || last->src_off + last->len == src)) {
+            last->len += k;
+        } else if (c->nsegs == CT_COPY_SEGS_MAX) {
+            if ((ret = flush_segs(c)) != G_OK)
+                return ret;
+            continue; /* the list is empty now (or the kernel said no) */
+        } else {
+            c->segs[c->nsegs] = (struct ct_copy_seg){handle, 0, src,
+                                                     file_off, k};
+            c->seg_in[c->nsegs++] = in_off;
+        }
+        c->seg_bytes += k;
+        n -= k;
+        in_off += k;
+        file_off += k;
+        if (handle != CT_COPY_ZEROS)
+            src += k;
     }
-    return put_direct(c, 0, file_off, n, true);
+    return G_OK;
 }
 
 /* One extent the writer places run by run. */
@@ -117,9 +158,9 @@ static int placed(struct route *c, const struct fmt_extent *e,
         if (ret != G_OK)
             return ret;
         ret = e->kind == FMT_EXTENT_PLAIN
-                  ? copy_run(c, e->handle, e->file_off + done, in_off + done,
-                             file_off, n)
-                  : zero_run(c, file_off, n);
+                  ? add_seg(c, e->handle, e->file_off + done, in_off + done,
+                            file_off, n)
+                  : add_seg(c, CT_COPY_ZEROS, 0, in_off + done, file_off, n);
         if (ret != G_OK)
             return ret;
         done += n;
@@ -159,7 +200,8 @@ int engine_copy(struct fmt_reader *r, struct fmt_writer *w, uint64_t start,
                 uint64_t end, uint64_t out_size, const struct engine_buf *b,
                 struct g_error *err)
 {
-    struct route c = {r, w, b, min64(b->size, ENGINE_CHUNK_MAX), err, true};
+    struct route c = {r, w, b, min64(b->size, ENGINE_CHUNK_MAX), err, true,
+                      NULL, NULL, 0, 0};
     uint64_t len = end - start;
     int ret;
 
@@ -169,7 +211,14 @@ int engine_copy(struct fmt_reader *r, struct fmt_writer *w, uint64_t start,
                       "engine: bad copy range [%llu, %llu) to %llu bytes",
                       (unsigned long long)start, (unsigned long long)end,
                       (unsigned long long)out_size);
-    if ((ret = route(&c, start, 0, len)) != G_OK)
+    c.segs = fmt_alloc(w->env, sizeof *c.segs * CT_COPY_SEGS_MAX, "engine",
+                       "copy list");
+    c.seg_in = fmt_alloc(w->env, sizeof *c.seg_in * CT_COPY_SEGS_MAX,
+                         "engine", "copy list");
+    if (!c.segs || !c.seg_in)
+        return G_ENOMEM;
+    if ((ret = route(&c, start, 0, len)) != G_OK ||
+        (ret = flush_segs(&c)) != G_OK)
         return ret;
     /* qemu's output size is the window rounded up to 512; the tail is
      * zeros, never input bytes past the window. */

@@ -101,41 +101,49 @@ static int m_write(void *ctx, uint64_t off, const void *buf, uint64_t len)
     return CT_OK;
 }
 
-/* As the host: file bytes to the output without the guest's memory. */
-static int m_copy(void *ctx, uint32_t handle, uint64_t src, uint64_t dst,
-                  uint64_t len, uint64_t *copied)
+/* As the host: the list checked whole, then file bytes (or zeros) to the
+ * output without the guest's memory. */
+static int m_copy(void *ctx, const struct ct_copy_seg *segs, uint32_t count,
+                  uint64_t *done, uint64_t *copied)
 {
     struct ct_mem *m = ctx;
-    const uint8_t *d;
-    size_t dlen;
-    uint64_t end;
+    uint64_t total = 0;
     int ret;
-    *copied = 0;
-    if (!file_of(m, handle, &d, &dlen))
-        return CT_EBADH;
-    if (len == 0 || __builtin_add_overflow(src, len, &end) || end > dlen)
-        return CT_ERANGE;
+    *done = *copied = 0;
+    if (count == 0 || count > CT_COPY_SEGS_MAX)
+        return CT_EINVAL;
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *d;
+        size_t dlen;
+        uint64_t end;
+        if (segs[i].len == 0 || segs[i].reserved0 ||
+            __builtin_add_overflow(total, segs[i].len, &total) ||
+            total > CT_COPY_MAX_LEN)
+            return CT_EINVAL;
+        if (segs[i].handle == CT_COPY_ZEROS)
+            continue;
+        if (!file_of(m, segs[i].handle, &d, &dlen))
+            return CT_EBADH;
+        if (__builtin_add_overflow(segs[i].src_off, segs[i].len, &end) ||
+            end > dlen)
+            return CT_ERANGE;
+    }
     if (m->no_kernel)
         return CT_ENOTSUP;
-    uint8_t *p = out_at(m, dst, len, &ret);
-    if (!p)
-        return ret;
-    memcpy(p, d + src, (size_t)len);
-    *copied = len;
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *d = NULL;
+        size_t dlen;
+        uint8_t *p = out_at(m, segs[i].dst_off, segs[i].len, &ret);
+        if (!p)
+            return ret;
+        if (segs[i].handle != CT_COPY_ZEROS) {
+            file_of(m, segs[i].handle, &d, &dlen);
+            memcpy(p, d + segs[i].src_off, (size_t)segs[i].len);
+        }
+        *done = i + 1;
+    }
     m->copies++;
     return CT_OK;
-}
-
-static int m_allocate(void *ctx, uint64_t off, uint64_t len)
-{
-    struct ct_mem *m = ctx;
-    int ret;
-    if (len == 0)
-        return CT_ERANGE;
-    if (m->no_kernel)
-        return CT_ENOTSUP;
-    /* A fresh output reads zeros where nothing was written. */
-    return out_at(m, off, len, &ret) ? CT_OK : ret;
 }
 
 static int m_begin_output(void *ctx, uint32_t format, uint64_t vsize)
@@ -241,7 +249,6 @@ struct ct_ops ct_mem_ops(struct ct_mem *m)
                          .begin_output = m_begin_output,
                          .end_output = m_end_output,
                          .copy = m_copy,
-                         .allocate = m_allocate,
                          .log = m_log,
                          .open_backing = m_open_backing};
     return ops;

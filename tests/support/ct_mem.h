@@ -43,9 +43,9 @@ struct ct_mem {
     uint64_t out_vsize;  /* the output's virtual size */
     uint64_t out_limit;  /* output_bound() of the format */
     bool skip_notice;
-    unsigned reads, writes, copies;
-    bool no_kernel; /* copy and allocate answer CT_ENOTSUP, as a host that
-                       cannot (or INSTAR_NO_KERNEL_COPY=1) */
+    unsigned reads, writes, copies; /* copies: copy calls */
+    bool no_kernel; /* copy answers CT_ENOTSUP, as a host that cannot (or
+                       INSTAR_NO_KERNEL_COPY=1) */
     int fail_read_at; /* fail the Nth read with CT_EIO (1-based); 0 = never */
 };
 

@@ -16,8 +16,9 @@ Test(abi, version_and_ports)
     cr_expect_eq(CT_CALL_PARK, 10);
     cr_expect_eq(CT_CALL_END_OUTPUT, 11);
     cr_expect_eq(CT_CALL_COPY, 12);
-    cr_expect_eq(CT_CALL_ALLOCATE, 13);
-    cr_expect_eq(CT_CALL_COUNT, 14);
+    cr_expect_eq(CT_CALL_COUNT, 13);
+    cr_expect_eq(sizeof(struct ct_copy_seg), 32u);
+    cr_expect_eq(sizeof(struct ct_copy), 32u);
     cr_expect_eq(CT_ENOTSUP, -9);
     cr_expect_eq(CT_ENOSPC, -8);
     cr_expect_eq(CT_VCPUS_MAX, 2u);

@@ -43,20 +43,22 @@ static void begin(uint64_t vsize)
     call(CT_PORT_BASE + CT_CALL_BEGIN_OUTPUT, &a);
 }
 
+static struct ct_copy_seg segs[4];
+
+/* One segment (handle CT_COPY_ZEROS: allocate) in a one-entry list. */
 static int copy_call(uint32_t handle, uint64_t src, uint64_t dst,
                      uint64_t len)
 {
-    struct ct_copy a = {.handle = handle, .ret = CT_EINVAL, .src_off = src,
-                        .dst_off = dst, .len = len};
+    segs[0] = (struct ct_copy_seg){handle, 0, src, dst, len};
+    struct ct_copy a = {.count = 1, .ret = CT_EINVAL,
+                        .segs_gpa = (uint64_t)(uintptr_t)segs};
     call(CT_PORT_BASE + CT_CALL_COPY, &a);
     return a.ret;
 }
 
 static int allocate_call(uint64_t off, uint64_t len)
 {
-    struct ct_allocate a = {.ret = CT_EINVAL, .offset = off, .len = len};
-    call(CT_PORT_BASE + CT_CALL_ALLOCATE, &a);
-    return a.ret;
+    return copy_call(CT_COPY_ZEROS, 0, off, len);
 }
 
 static int end(uint64_t file_size)
@@ -238,12 +240,36 @@ void guest_main(const struct ct_bootinfo *bi)
         end(0);
         allocate_call(0, 512);
         break;
-    case H_COPY_OK:
+    case H_COPY_OK: {
         begin(2048);
-        if (copy_call(CT_HANDLE_INPUT, 0, 0, 1024) != CT_OK ||
-            allocate_call(1024, 1024) != CT_OK || end(2048) != CT_OK)
-            ct_exit(CT_STATUS_FAIL, "hostile: copy or allocate refused");
+        /* One list: half of the input, zeros, the other half. */
+        segs[0] = (struct ct_copy_seg){CT_HANDLE_INPUT, 0, 0, 0, 512};
+        segs[1] = (struct ct_copy_seg){CT_COPY_ZEROS, 0, 0, 1024, 1024};
+        segs[2] = (struct ct_copy_seg){CT_HANDLE_INPUT, 0, 512, 512, 512};
+        struct ct_copy a = {.count = 3, .ret = CT_EINVAL,
+                            .segs_gpa = (uint64_t)(uintptr_t)segs};
+        call(CT_PORT_BASE + CT_CALL_COPY, &a);
+        if (a.ret != CT_OK || a.done != 3 || end(2048) != CT_OK)
+            ct_exit(CT_STATUS_FAIL, "hostile: copy refused");
         ct_exit(CT_STATUS_OK, 0);
+    }
+    case H_COPY_BAD_LIST: {
+        /* A good first segment, then one past the bound: nothing may be
+         * done, the VM stops. */
+        begin(1024);
+        segs[0] = (struct ct_copy_seg){CT_HANDLE_INPUT, 0, 0, 0, 1};
+        segs[1] = (struct ct_copy_seg){CT_COPY_ZEROS, 0, 0, 1000, 512};
+        struct ct_copy a = {.count = 2, .segs_gpa = (uint64_t)(uintptr_t)segs};
+        call(CT_PORT_BASE + CT_CALL_COPY, &a);
+        break;
+    }
+    case H_COPY_TOO_MANY: {
+        struct ct_copy a = {.count = CT_COPY_SEGS_MAX + 1,
+                            .segs_gpa = (uint64_t)(uintptr_t)segs};
+        begin(1024);
+        call(CT_PORT_BASE + CT_CALL_COPY, &a);
+        break;
+    }
     case H_UNUSED_CALL_0:
     case H_UNUSED_CALL_1:
     case H_UNUSED_CALL_2:

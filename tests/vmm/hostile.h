@@ -53,6 +53,8 @@ enum hostile_scenario {
     H_ALLOCATE_PAST_BOUND,
     H_ALLOCATE_AFTER_END,
     H_COPY_OK,            /* 1 KiB input copied, 1 KiB allocated: exit ok */
+    H_COPY_BAD_LIST,      /* a good segment, then a bad one */
+    H_COPY_TOO_MANY,      /* more segments than a list may hold */
 };
 
 #endif

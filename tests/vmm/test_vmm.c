@@ -286,16 +286,33 @@ Test(hostile, copy_before_begin_output)
 }
 Test(hostile, copy_oversize)
 {
-    expect_stop(H_COPY_OVERSIZE, "copy length");
+    expect_stop(H_COPY_OVERSIZE, "bad length");
 }
 Test(hostile, allocate_past_the_output_bound)
 {
-    expect_stop(H_ALLOCATE_PAST_BOUND, "allocate at offset 1000 length 512 "
+    expect_stop(H_ALLOCATE_PAST_BOUND, "copy at offset 1000 length 512 "
                                        "beyond");
 }
 Test(hostile, allocate_after_end_output)
 {
-    expect_stop(H_ALLOCATE_AFTER_END, "allocate after end_output");
+    expect_stop(H_ALLOCATE_AFTER_END, "copy after end_output");
+}
+Test(hostile, copy_list_is_checked_whole_first)
+{
+    struct result r;
+    need_kvm();
+    run_guest(hostile_image, hostile_image_len, H_COPY_BAD_LIST, CT_FMT_RAW,
+              "x", 1, NULL, &r);
+    cr_expect_eq(r.exit_code, 1);
+    cr_expect(strstr(r.msg, "beyond the output limit"), "%s", r.msg);
+    struct stat st;
+    cr_assert_eq(fstat(r.out_fd, &st), 0);
+    cr_expect_eq(st.st_size, 0, "the good first segment was done");
+    close(r.out_fd);
+}
+Test(hostile, copy_list_too_long)
+{
+    expect_stop(H_COPY_TOO_MANY, "copy list of 1025 segments");
 }
 
 /* A well-behaved copy: the input's bytes land in the output without the
