@@ -25,7 +25,7 @@
 #define LIMIT_VMDK_GRAIN_SECTORS_MAX 65536u /* 32 MiB grains (qemu: 64 KiB) */
 #define LIMIT_VMDK_COMPRESSED_GRAIN_SECTORS 2048u /* 1 MiB, buffered */
 #define LIMIT_VMDK_GT_ENTRIES_MAX 512u     /* qemu refuses more too */
-#define LIMIT_VMDK_GD_ENTRIES (1u << 20)   /* 4 MiB grain directory */
+#define LIMIT_VMDK_GD_ENTRIES (1u << 25)   /* qemu's "L1 size too big" */
 
 /* vpc */
 #define LIMIT_VPC_BLOCK_SIZE_MAX (256u << 20)

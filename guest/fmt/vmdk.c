@@ -36,6 +36,8 @@ struct vmdk_state {
     struct fmt_reader *parent;
     uint32_t parent_real_cid;
     bool parent_cid_ok;
+    uint8_t *scratch;       /* VMDK_SPARSE_SCRATCH bytes of I/O area */
+    struct vmdk_shared *sh; /* the chain's; NULL: no sparse extent in it */
 };
 
 static bool is_ws(char c)
@@ -243,7 +245,8 @@ static int open_extent(struct vmdk_state *st, uint32_t parent,
                                 &x->handle)) < 0)
         return ret;
     if (kind == EXT_SPARSE) {
-        if ((ret = vmdk_sparse_open(env, x->handle, false, &x->sp)) < 0)
+        if ((ret = vmdk_sparse_open(env, x->handle, false, st->scratch,
+                                    &x->sp)) < 0)
             return ret;
     } else if ((ret = env->ops->size(env->ops->ctx, x->handle,
                                      &x->file_size)) != CT_OK) {
@@ -426,7 +429,8 @@ static int vmdk_read(struct fmt_reader *r, uint64_t off, void *vbuf,
         uint64_t n = x->len - rel < end - off ? x->len - rel : end - off;
         uint8_t *dst = buf + (len - (end - off));
         if (x->kind == EXT_SPARSE) {
-            ret = vmdk_sparse_read(x->sp, rel, dst, n, hole, st, x->start);
+            ret = vmdk_sparse_read(x->sp, st->sh, rel, dst, n, hole, st,
+                                   x->start);
         } else {
             /* flat data past the end of its file reads as zeros (qemu) */
             uint64_t fo, want = 0;
@@ -486,7 +490,8 @@ static int open_monolithic(struct vmdk_state *st, struct fmt_reader *r)
 
     if (!x)
         return G_ENOMEM;
-    if ((ret = vmdk_sparse_open(st->env, r->handle, true, &x->sp)) < 0)
+    if ((ret = vmdk_sparse_open(st->env, r->handle, true, st->scratch,
+                                &x->sp)) < 0)
         return ret;
     x->kind = EXT_SPARSE;
     x->len = x->sp->capacity;
@@ -498,17 +503,41 @@ static int open_monolithic(struct vmdk_state *st, struct fmt_reader *r)
     return open_parent(st, r, x->sp->desc, x->sp->desc_len);
 }
 
+/* The chain's shared state: the parent's (which took its own parent's),
+ * or new when this is the deepest image with a sparse extent. */
+static int share(struct vmdk_state *st)
+{
+    const struct vmdk_state *ps = st->parent ? st->parent->priv : NULL;
+    uint32_t i = 0;
+
+    if (ps && ps->sh) {
+        st->sh = ps->sh;
+        return G_OK;
+    }
+    while (i < st->n && st->ext[i].kind != EXT_SPARSE)
+        i++;
+    if (i == st->n)
+        return G_OK;
+    st->sh = fmt_alloc(st->env, sizeof *st->sh, VMDK_NAME, "state");
+    if (!st->sh)
+        return G_ENOMEM;
+    return tcache_init(&st->sh->tables, st->env, VMDK_TABLE_SLOTS,
+                       VMDK_TABLE_BYTES, VMDK_NAME, "table cache");
+}
+
 int fmt_vmdk_open(const struct fmt_env *env, uint32_t handle,
                   struct fmt_reader *r)
 {
     struct vmdk_state *st = fmt_alloc(env, sizeof *st, VMDK_NAME, "state");
-    uint8_t *head = fmt_io_alloc(env, 4, VMDK_NAME, "magic");
+    uint8_t *head = fmt_io_alloc(env, VMDK_SPARSE_SCRATCH, VMDK_NAME,
+                                 "header");
     uint64_t got = 0, vsize = 0;
     int ret;
 
     if (!st || !head)
         return G_ENOMEM;
     st->env = env;
+    st->scratch = head;
     r->name = VMDK_NAME;
     r->priv = st;
     r->read = vmdk_read;
@@ -527,7 +556,7 @@ int fmt_vmdk_open(const struct fmt_env *env, uint32_t handle,
         ret = open_monolithic(st, r);
     else
         ret = open_descriptor_file(st, r);
-    if (ret < 0)
+    if (ret < 0 || (ret = share(st)) < 0)
         return ret;
     for (uint32_t i = 0; i < st->n; i++)
         vsize += st->ext[i].len; /* bounded by parse_extents */

@@ -124,14 +124,23 @@ struct run {
     int ret;
 };
 
-static void run_dd(struct run *r, const uint8_t *in, size_t len,
-                   struct window_args a, const struct ct_mem_file *files,
-                   size_t nfiles)
+/* What a run may use besides the defaults: 0 = default. */
+struct limits {
+    uint32_t files_max;
+    size_t io_size;
+};
+
+static void run_dd_lim(struct run *r, const uint8_t *in, size_t len,
+                       struct window_args a, const struct ct_mem_file *files,
+                       size_t nfiles, struct limits lim)
 {
-    struct dd_mem mem = {calloc(1, 16 << 20), 16 << 20, calloc(1, 8 << 20),
-                         8 << 20, NULL};
-    struct dd_config cfg = {
-        .in_format = CT_FMT_PROBE, .out_format = CT_FMT_RAW, .args = a};
+    size_t io = lim.io_size ? lim.io_size : 8 << 20;
+    struct dd_mem mem = {calloc(1, 16 << 20), 16 << 20, calloc(1, io), io,
+                         NULL};
+    struct dd_config cfg = {.in_format = CT_FMT_PROBE,
+                            .out_format = CT_FMT_RAW,
+                            .args = a,
+                            .files_max = lim.files_max};
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, in, len, CT_FMT_RAW, &a);
     for (size_t i = 0; i < nfiles; i++)
@@ -140,6 +149,13 @@ static void run_dd(struct run *r, const uint8_t *in, size_t len,
     r->ret = dd_run(&cfg, &ops, &mem, &r->err);
     free(mem.heap);
     free(mem.io);
+}
+
+static void run_dd(struct run *r, const uint8_t *in, size_t len,
+                   struct window_args a, const struct ct_mem_file *files,
+                   size_t nfiles)
+{
+    run_dd_lim(r, in, len, a, files, nfiles, (struct limits){0, 0});
 }
 
 static const struct window_args all = {512, 0, 0, 0, 0};
@@ -388,13 +404,19 @@ Test(vmdk, header_fields_are_checked)
 
 Test(vmdk, grain_directory_limit)
 {
-    /* 1 grain per 1-entry table over 2^21 grains: a 8 MiB directory */
+    /* 1 grain per 1-entry table over 2^25 + 1 grains: one entry more than
+     * qemu takes ("L1 size too big") */
     struct img im = good();
-    put64(im.p + 12, (2ull << 20) * GRAIN);
+    put64(im.p + 12, ((1ull << 25) + 1) * GRAIN);
     put32(im.p + 44, 1);
     expect_error(im.p, im.len, NULL, 0,
-                 "vmdk: grain directory size 2097152 entries exceeds the "
+                 "vmdk: grain directory size 33554433 entries exceeds the "
                  "limit");
+    /* the largest directory is no more than a range check at open */
+    put64(im.p + 12, (1ull << 25) * GRAIN);
+    expect_error(im.p, im.len, NULL, 0,
+                 "vmdk: grain directory at sector 21 (134217728 bytes) is "
+                 "past the end of the file");
     free(im.p);
 }
 
@@ -539,4 +561,55 @@ Test(vmdk, chain_loop_is_bounded)
     ct_mem_free(&r.m);
     free(im.p);
     free(data);
+}
+
+/* Sparse extents of 16 grain tables each (4 grains of 4 KiB per table). */
+#define WIDE_LEN (16 * GTES * GRAIN * SEC)
+#define WIDE_FILES 20
+
+Test(vmdk, table_cache_is_shared_and_evicts_across_extents)
+{
+    /* 20 files of 16 tables (plus a directory page) each, listed twice:
+     * 340 tables cycle through the cache's 256 slots, so the second
+     * round reads every table again after it was evicted */
+    static char names[WIDE_FILES][8];
+    struct ct_mem_file f[WIDE_FILES];
+    uint8_t *data[WIDE_FILES];
+    struct img im[WIDE_FILES];
+    char *d = malloc(4096);
+    size_t len = (size_t)sprintf(d, "version=1\nCID=1\nparentCID=ffffffff\n"
+                                    "createType=\"twoGbMaxExtentSparse\"\n");
+    uint8_t *want = malloc(2 * WIDE_FILES * (size_t)WIDE_LEN);
+    struct run r;
+
+    for (int i = 0; i < WIDE_FILES; i++) {
+        sprintf(names[i], "s%02d", i);
+        data[i] = pattern(WIDE_LEN, 20 + (unsigned)i);
+        im[i] = build(data[i], WIDE_LEN, NULL, "", 0, 0);
+        f[i] = (struct ct_mem_file){names[i], im[i].p, im[i].len};
+        memcpy(want + (size_t)i * WIDE_LEN, data[i], WIDE_LEN);
+        memcpy(want + (size_t)(WIDE_FILES + i) * WIDE_LEN, data[i],
+               WIDE_LEN);
+    }
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < WIDE_FILES; i++)
+            len += (size_t)sprintf(d + len, "RW 1 SPARSE \"%s\"\n", names[i]);
+    /* a small I/O area: the cache does not grow with the extents */
+    run_dd_lim(&r, (const uint8_t *)d, len, all, f, WIDE_FILES,
+               (struct limits){0, 2 << 20});
+    expect_bytes(&r, want, 2 * WIDE_FILES * (size_t)WIDE_LEN);
+    ct_mem_free(&r.m);
+    /* a window crossing from the last extent of round one into the first
+     * of round two, unaligned */
+    run_dd_lim(&r, (const uint8_t *)d, len,
+               (struct window_args){1000, 5263, 5237, 1, 1}, f, WIDE_FILES,
+               (struct limits){0, 2 << 20});
+    expect_window(&r, want + 5237000, 26000);
+    ct_mem_free(&r.m);
+    for (int i = 0; i < WIDE_FILES; i++) {
+        free(im[i].p);
+        free(data[i]);
+    }
+    free(want);
+    free(d);
 }
