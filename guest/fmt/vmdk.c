@@ -427,7 +427,9 @@ static int open_parent(struct vmdk_state *st, struct fmt_reader *r,
     int ret = desc_str(st->env, s, n, "parentFileNameHint", &name, &len,
                        &found);
 
-    if (ret < 0 || !found)
+    /* qemu takes an empty hint for no parent (measured: the image reads
+     * standalone, parentCID unchecked) */
+    if (ret < 0 || !found || len == 0)
         return ret;
     if ((ret = fmt_open_backing(st->env, r->handle, name, len, VMDK_NAME,
                                 &h)) < 0 ||

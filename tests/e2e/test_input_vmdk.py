@@ -317,3 +317,46 @@ def test_open_files_limit_names_the_bound(split_vmdk, vmdk_inputs,
                preexec_fn=_nofile(200))
     assert i.rc == 0, i
     assert i.out == q.out
+
+
+@pytest.fixture(scope="module")
+def empty_hint(tmp_path_factory):
+    """Images whose parentFileNameHint is "": qemu 7.2 reads them as
+    standalone images (holes read zeros, parentCID is not checked)."""
+    d = tmp_path_factory.mktemp("vmdk-empty-hint")
+    data = mv.pattern(256 * 1024)
+    files = {
+        # embedded descriptor, parentCID naming nothing
+        "mono.vmdk": mv.sparse(data, holes={0, 1}, desc=mv.descriptor(
+            parent="", parent_cid=0x12345678)),
+        # a delta-disk createType in the embedded descriptor
+        "mono-vmfssparse.vmdk": mv.sparse(data, holes={0, 1},
+                                          desc=mv.descriptor(
+                                              "vmfsSparse", parent="",
+                                              parent_cid=0x12345678)),
+        "ext.vmdk": mv.sparse(data, holes={2}, desc=b""),
+        "desc-vmfssparse.vmdk": mv.descriptor(
+            "vmfsSparse", parent="", parent_cid=0x1234,
+            extents=['RW 512 SPARSE "ext.vmdk"']),
+        "flat.bin": data,
+        "desc-flat.vmdk": mv.descriptor(
+            "monolithicFlat", parent="", parent_cid=0x1234,
+            extents=['RW 512 FLAT "flat.bin" 0']),
+    }
+    for name, blob in files.items():
+        (d / name).write_bytes(blob)
+    return d
+
+
+@pytest.mark.parametrize("name", ["mono.vmdk", "mono-vmfssparse.vmdk",
+                                  "desc-vmfssparse.vmdk", "desc-flat.vmdk"])
+def test_empty_parent_hint_reads_standalone(name, empty_hint, instar_bin,
+                                            qemu_img, dirs):
+    qdir, idir = dirs
+    src = str(empty_hint / name)
+    q_out, i_out = os.path.join(qdir, "o"), os.path.join(idir, "o")
+    q = run_dd(qemu_img, [f"if={src}", f"of={q_out}"], q_out)
+    i = run_dd(instar_bin, [f"if={src}", f"of={i_out}"], i_out)
+    assert q.rc == 0, q
+    assert i.rc == 0, i
+    assert i.out == q.out

@@ -639,6 +639,25 @@ Test(vmdk, files_beyond_what_the_run_can_open_are_refused_up_front)
     free(a);
 }
 
+Test(vmdk, empty_parent_hint_means_no_parent)
+{
+    /* qemu 7.2 reads such an image standalone: holes are zeros and the
+     * parentCID, which matches nothing, is not checked */
+    uint8_t *data = pattern(LEN, 13), *want = expected(data, kinds17);
+    const char *d = "# Disk DescriptorFile\nversion=1\nCID=22222222\n"
+                    "parentCID=12345678\ncreateType=\"monolithicSparse\"\n"
+                    "parentFileNameHint=\"\"\n";
+    struct img im = build(data, LEN, kinds17, d, 0, 0);
+    struct run r;
+    run_dd(&r, im.p, im.len, all, NULL, 0);
+    expect_bytes(&r, want, LEN);
+    cr_expect_eq(r.m.open_handles, 0);
+    ct_mem_free(&r.m);
+    free(im.p);
+    free(want);
+    free(data);
+}
+
 /* Sparse extents of 16 grain tables each (4 grains of 4 KiB per table). */
 #define WIDE_LEN (16 * GTES * GRAIN * SEC)
 #define WIDE_FILES 20
