@@ -360,3 +360,38 @@ def test_empty_parent_hint_reads_standalone(name, empty_hint, instar_bin,
     assert q.rc == 0, q
     assert i.rc == 0, i
     assert i.out == q.out
+
+
+@pytest.fixture(scope="module")
+def big_mono(qemu_img):
+    """A 128 TiB monolithicSparse (4 Mi grain directory entries, past the
+    old cap of 1 Mi; the file is sparse, about 33 MiB on disk), written
+    at both ends. Deleted afterwards."""
+    if shutil.disk_usage(tempfile.gettempdir()).free < 1 << 30:
+        pytest.skip("less than 1 GiB free for the image")
+    top = tempfile.mkdtemp(prefix="instar-vmdk-big-")
+    try:
+        p = os.path.join(top, "m.vmdk")
+        _qemu(qemu_img, "create", "-f", "vmdk", p, "128T")
+        if not _qemu_io(p, "write -P 0x55 1000k 100k",
+                        f"write -P 0x66 {(128 << 40) - (1 << 20)} 1M"):
+            pytest.skip("qemu-io not installed")
+        yield p
+    finally:
+        shutil.rmtree(top)
+
+
+@pytest.mark.parametrize("window", [
+    ["bs=1M", "count=2"],
+    ["bs=1M", f"skip={(128 << 20) - 2}", f"count={128 << 20}"],
+], ids=["start", "end"])
+def test_big_monolithic_sparse_matches_qemu(window, big_mono, instar_bin,
+                                            qemu_img, dirs):
+    qdir, idir = dirs
+    q_out, i_out = os.path.join(qdir, "o"), os.path.join(idir, "o")
+    q = run_dd(qemu_img, [f"if={big_mono}", f"of={q_out}", *window], q_out)
+    i = run_dd(instar_bin, [f"if={big_mono}", f"of={i_out}", *window], i_out)
+    assert q.rc == 0, q
+    assert i.rc == 0, i
+    assert i.out == q.out
+    assert any(i.out)
