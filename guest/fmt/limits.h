@@ -24,12 +24,13 @@
 #define LIMIT_QCOW2_HEADER_EXT_BYTES 65536u
 
 /* vmdk */
-#define LIMIT_VMDK_DESCRIPTOR_BYTES (1u << 20)
-#define LIMIT_VMDK_EXTENTS 1024u
+#define LIMIT_VMDK_DESCRIPTOR_BYTES ((1u << 20) - 1) /* what qemu reads */
+#define LIMIT_VMDK_EXTENTS 65536u /* qemu-img writes at most ~31000
+                                     into a descriptor qemu reads whole */
 #define LIMIT_VMDK_GRAIN_SECTORS_MAX 65536u /* 32 MiB grains (qemu: 64 KiB) */
 #define LIMIT_VMDK_COMPRESSED_GRAIN_SECTORS 2048u /* 1 MiB, buffered */
 #define LIMIT_VMDK_GT_ENTRIES_MAX 512u     /* qemu refuses more too */
-#define LIMIT_VMDK_GD_ENTRIES (1u << 20)   /* 4 MiB grain directory */
+#define LIMIT_VMDK_GD_ENTRIES (1u << 25)   /* qemu's "L1 size too big" */
 
 /* vpc */
 #define LIMIT_VPC_BLOCK_SIZE_MAX (256u << 20)

@@ -16,15 +16,17 @@
 
 enum { EXT_FLAT, EXT_SPARSE };
 
+/* One extent line. Kept small: a descriptor may list LIMIT_VMDK_EXTENTS. */
 struct vmdk_extent {
-    uint64_t start, len; /* virtual bytes */
-    int kind;
+    uint64_t start, len;    /* virtual bytes */
+    uint64_t flat_off;      /* FLAT: bytes into the file */
+    uint64_t file_size;     /* FLAT */
+    struct vmdk_sparse *sp; /* SPARSE */
     uint32_t handle;
-    uint64_t file_size;  /* FLAT */
-    uint64_t flat_off;   /* FLAT: bytes into the file */
-    struct vmdk_sparse *sp;
-    const char *name;    /* in the descriptor text */
-    uint32_t name_len;
+    uint32_t file;          /* the first extent naming the same file */
+    uint32_t name_off;      /* open only: the name in the descriptor */
+    uint16_t name_len;      /* (at most 511 bytes) */
+    uint8_t kind;
 };
 
 struct vmdk_state {
@@ -36,6 +38,8 @@ struct vmdk_state {
     struct fmt_reader *parent;
     uint32_t parent_real_cid;
     bool parent_cid_ok;
+    uint8_t *scratch;       /* VMDK_SPARSE_SCRATCH bytes of I/O area */
+    struct vmdk_shared *sh; /* the chain's; NULL: no sparse extent in it */
 };
 
 static bool is_ws(char c)
@@ -217,50 +221,34 @@ static int classify(const struct fmt_env *env, const char *p, const char *e,
     return 1;
 }
 
-/* Opens the file of extent line l, reusing an earlier extent's handle. */
-static int open_extent(struct vmdk_state *st, uint32_t parent,
-                       const struct ext_line *l, int kind,
-                       struct vmdk_extent *x, uint64_t start)
+/* Opens the file of extent x, or takes the one an earlier extent naming
+ * the same file opened. */
+static int open_extent(struct vmdk_state *st, uint32_t parent, const char *s,
+                       struct vmdk_extent *x)
 {
     const struct fmt_env *env = st->env;
+    const struct vmdk_extent *first = &st->ext[x->file];
     int ret;
 
-    x->name = l->name;
-    x->name_len = l->name_len;
-    x->kind = kind;
-    x->start = start;
-    for (uint32_t i = 0; i < st->n; i++) {
-        struct vmdk_extent *o = &st->ext[i];
-        if (o->name_len == l->name_len &&
-            memcmp(o->name, l->name, l->name_len) == 0 && o->kind == kind) {
-            x->handle = o->handle;
-            x->file_size = o->file_size;
-            x->sp = o->sp;
-            goto opened;
-        }
-    }
-    if ((ret = fmt_open_backing(env, parent, l->name, l->name_len, VMDK_NAME,
-                                &x->handle)) < 0)
+    if (first != x) {
+        x->handle = first->handle;
+        x->file_size = first->file_size;
+        x->sp = first->sp;
+    } else if ((ret = fmt_open_backing(env, parent, s + x->name_off,
+                                       x->name_len, VMDK_NAME,
+                                       &x->handle)) < 0) {
         return ret;
-    if (kind == EXT_SPARSE) {
-        if ((ret = vmdk_sparse_open(env, x->handle, false, &x->sp)) < 0)
+    } else if (x->kind == EXT_SPARSE) {
+        if ((ret = vmdk_sparse_open(env, x->handle, false, st->scratch,
+                                    &x->sp)) < 0)
             return ret;
     } else if ((ret = env->ops->size(env->ops->ctx, x->handle,
                                      &x->file_size)) != CT_OK) {
         return g_fail(env->err, G_EIO, "vmdk: cannot get the extent size: %s",
                       ct_result_str(ret));
     }
-opened:
-    if (kind == EXT_SPARSE) {
+    if (x->kind == EXT_SPARSE)
         x->len = x->sp->capacity; /* the header wins over the line */
-    } else {
-        if ((uint64_t)l->sectors > LIMIT_VSIZE / VMDK_SECTOR)
-            return g_fail(env->err, G_ECORRUPT,
-                          "vmdk: extent size %lld sectors exceeds the limit",
-                          (long long)l->sectors);
-        x->len = (uint64_t)l->sectors * VMDK_SECTOR;
-        x->flat_off = (uint64_t)l->offset * VMDK_SECTOR;
-    }
     return G_OK;
 }
 
@@ -300,48 +288,120 @@ static int check_create_type(const struct fmt_env *env, const char *s,
                   shown);
 }
 
-/* Two passes over the lines: count and validate, then open. */
+/* The next extent line in [*p, end): 1 and l, kind set; 0 at the end. */
+static int next_extent(const struct fmt_env *env, const char **p,
+                       const char *end, struct ext_line *l, int *kind)
+{
+    while (*p < end) {
+        const char *e = *p;
+        int ret;
+        while (e < end && *e != '\n')
+            e++;
+        memset(l, 0, sizeof *l);
+        ret = classify(env, *p, e, l, kind);
+        *p = e + (e < end);
+        if (ret)
+            return ret;
+    }
+    return 0;
+}
+
+/* Extents naming the same file (and kind) share one handle: a hash of
+ * names to the first such extent, 0 = free, else extent index + 1. */
+static uint32_t name_hash(const char *s, uint32_t n, int kind)
+{
+    uint32_t h = 2166136261u ^ (uint32_t)kind; /* FNV-1a */
+    for (uint32_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 16777619u;
+    return h;
+}
+
+static uint32_t same_file(struct vmdk_state *st, const char *s,
+                          uint32_t *table, uint32_t mask, uint32_t i)
+{
+    const struct vmdk_extent *x = &st->ext[i];
+    uint32_t h = name_hash(s + x->name_off, x->name_len, x->kind) & mask;
+
+    for (;; h = (h + 1) & mask) {
+        const struct vmdk_extent *o;
+        if (!table[h]) {
+            table[h] = i + 1;
+            return i;
+        }
+        o = &st->ext[table[h] - 1];
+        if (o->kind == x->kind && o->name_len == x->name_len &&
+            memcmp(s + o->name_off, s + x->name_off, x->name_len) == 0)
+            return table[h] - 1;
+    }
+}
+
+/* Three passes over the lines: count them, record and validate each and
+ * find the files they share, then, once the run is known to be able to
+ * hold every file, open them. */
 static int parse_extents(struct vmdk_state *st, uint32_t handle,
                          const char *s, uint32_t n)
 {
     const struct fmt_env *env = st->env;
-    uint32_t count = 0;
+    const char *p, *end = s + n;
+    uint32_t count = 0, files = 0, mask = 1, *table;
+    uint32_t files_max = env->files_max ? env->files_max : CT_HANDLES_MAX;
     uint64_t vsize = 0;
     struct ext_line l;
     int kind = EXT_FLAT, ret;
 
-    for (int pass = 0; pass < 2; pass++) {
-        for (const char *p = s, *end = s + n; p < end;) {
-            const char *e = p;
-            while (e < end && *e != '\n')
-                e++;
-            memset(&l, 0, sizeof l);
-            if ((ret = classify(env, p, e, &l, &kind)) < 0)
-                return ret;
-            p = e + (e < end);
-            if (!ret)
-                continue;
-            if (pass == 0) {
-                if (++count > LIMIT_VMDK_EXTENTS)
-                    return g_fail(env->err, G_ECORRUPT,
-                                  "vmdk: descriptor has more than %u extents",
-                                  (unsigned)LIMIT_VMDK_EXTENTS);
-                continue;
-            }
-            struct vmdk_extent *x = &st->ext[st->n];
-            if ((ret = open_extent(st, handle, &l, kind, x, vsize)) < 0)
-                return ret;
-            if (__builtin_add_overflow(vsize, x->len, &vsize) ||
-                vsize > LIMIT_VSIZE)
+    for (p = s; (ret = next_extent(env, &p, end, &l, &kind)) > 0;)
+        if (++count > LIMIT_VMDK_EXTENTS)
+            return g_fail(env->err, G_ECORRUPT,
+                          "vmdk: descriptor has more than %u extents",
+                          (unsigned)LIMIT_VMDK_EXTENTS);
+    if (ret < 0 || count == 0)
+        return ret;
+    while (mask < 2 * count)
+        mask <<= 1;
+    st->ext = fmt_alloc(env, (uint64_t)count * sizeof *st->ext, VMDK_NAME,
+                        "extents");
+    table = st->ext ? fmt_alloc(env, (uint64_t)mask * sizeof *table,
+                                VMDK_NAME, "extent names")
+                    : NULL;
+    if (!table)
+        return G_ENOMEM;
+    mask--;
+    for (p = s; (ret = next_extent(env, &p, end, &l, &kind)) > 0; st->n++) {
+        struct vmdk_extent *x = &st->ext[st->n];
+        x->kind = (uint8_t)kind;
+        x->name_off = (uint32_t)(l.name - s);
+        x->name_len = (uint16_t)l.name_len;
+        if (kind == EXT_FLAT) {
+            if ((uint64_t)l.sectors > LIMIT_VSIZE / VMDK_SECTOR)
                 return g_fail(env->err, G_ECORRUPT,
-                              "vmdk: extents add up to more than %llu bytes",
-                              (unsigned long long)LIMIT_VSIZE);
-            st->n++;
+                              "vmdk: extent size %lld sectors exceeds the "
+                              "limit",
+                              (long long)l.sectors);
+            x->len = (uint64_t)l.sectors * VMDK_SECTOR;
+            x->flat_off = (uint64_t)l.offset * VMDK_SECTOR;
         }
-        if (pass == 0 && count &&
-            !(st->ext = fmt_alloc(env, (uint64_t)count * sizeof *st->ext,
-                                  VMDK_NAME, "extents")))
-            return G_ENOMEM;
+        x->file = same_file(st, s, table, mask, st->n);
+        files += x->file == st->n;
+    }
+    if (ret < 0)
+        return ret;
+    /* the descriptor itself holds a handle too */
+    if ((uint64_t)files + 1 > files_max)
+        return g_fail(env->err, G_EIO,
+                      "vmdk: too many files referenced: %u > %u (the "
+                      "open-files limit, ulimit -n, bounds what this run can "
+                      "open)",
+                      (unsigned)files, (unsigned)(files_max - 1));
+    for (uint32_t i = 0; i < st->n; i++) {
+        struct vmdk_extent *x = &st->ext[i];
+        if ((ret = open_extent(st, handle, s, x)) < 0)
+            return ret;
+        x->start = vsize;
+        if (__builtin_add_overflow(vsize, x->len, &vsize) ||
+            vsize > LIMIT_VSIZE)
+            return g_fail(env->err, G_ECORRUPT,
+                          "vmdk: extents add up to more than %llu bytes",
+                          (unsigned long long)LIMIT_VSIZE);
     }
     return G_OK;
 }
@@ -367,7 +427,9 @@ static int open_parent(struct vmdk_state *st, struct fmt_reader *r,
     int ret = desc_str(st->env, s, n, "parentFileNameHint", &name, &len,
                        &found);
 
-    if (ret < 0 || !found)
+    /* qemu takes an empty hint for no parent (measured: the image reads
+     * standalone, parentCID unchecked) */
+    if (ret < 0 || !found || len == 0)
         return ret;
     if ((ret = fmt_open_backing(st->env, r->handle, name, len, VMDK_NAME,
                                 &h)) < 0 ||
@@ -404,6 +466,20 @@ static int hole(struct vmdk_state *st, uint64_t ext_start, uint64_t voff,
     return G_OK;
 }
 
+/* The first extent that ends after off: extents are in order, none empty. */
+static uint32_t extent_at(const struct vmdk_state *st, uint64_t off)
+{
+    uint32_t lo = 0, hi = st->n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (st->ext[mid].start + st->ext[mid].len <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 static int vmdk_read(struct fmt_reader *r, uint64_t off, void *vbuf,
                      uint64_t len)
 {
@@ -418,15 +494,14 @@ static int vmdk_read(struct fmt_reader *r, uint64_t off, void *vbuf,
         len = keep;
         end = off + len;
     }
-    for (uint32_t i = 0; i < st->n && off < end; i++) {
+    for (uint32_t i = extent_at(st, off); i < st->n && off < end; i++) {
         struct vmdk_extent *x = &st->ext[i];
-        if (off >= x->start + x->len)
-            continue;
         uint64_t rel = off - x->start;
         uint64_t n = x->len - rel < end - off ? x->len - rel : end - off;
         uint8_t *dst = buf + (len - (end - off));
         if (x->kind == EXT_SPARSE) {
-            ret = vmdk_sparse_read(x->sp, rel, dst, n, hole, st, x->start);
+            ret = vmdk_sparse_read(x->sp, st->sh, rel, dst, n, hole, st,
+                                   x->start);
         } else {
             /* flat data past the end of its file reads as zeros (qemu) */
             uint64_t fo, want = 0;
@@ -448,7 +523,9 @@ static int vmdk_read(struct fmt_reader *r, uint64_t off, void *vbuf,
     return G_OK;
 }
 
-/* A text descriptor file: read it whole (it ends at the first NUL). */
+/* A text descriptor file: read it whole (it ends at the first NUL). qemu
+ * reads only its first LIMIT_VMDK_DESCRIPTOR_BYTES and silently drops the
+ * extents after them (measured), so text running past that is refused. */
 static int open_descriptor_file(struct vmdk_state *st, struct fmt_reader *r)
 {
     const struct fmt_env *env = st->env;
@@ -468,7 +545,8 @@ static int open_descriptor_file(struct vmdk_state *st, struct fmt_reader *r)
         n++;
     if (n == want && r->file_size > want)
         return g_fail(env->err, G_ECORRUPT,
-                      "vmdk: descriptor file size %llu exceeds the limit %u",
+                      "vmdk: descriptor file size %llu exceeds the limit %u "
+                      "(qemu reads only that much of it)",
                       (unsigned long long)r->file_size,
                       (unsigned)LIMIT_VMDK_DESCRIPTOR_BYTES);
     if ((ret = check_create_type(env, d, n)) < 0 ||
@@ -486,7 +564,8 @@ static int open_monolithic(struct vmdk_state *st, struct fmt_reader *r)
 
     if (!x)
         return G_ENOMEM;
-    if ((ret = vmdk_sparse_open(st->env, r->handle, true, &x->sp)) < 0)
+    if ((ret = vmdk_sparse_open(st->env, r->handle, true, st->scratch,
+                                &x->sp)) < 0)
         return ret;
     x->kind = EXT_SPARSE;
     x->len = x->sp->capacity;
@@ -498,17 +577,41 @@ static int open_monolithic(struct vmdk_state *st, struct fmt_reader *r)
     return open_parent(st, r, x->sp->desc, x->sp->desc_len);
 }
 
+/* The chain's shared state: the parent's (which took its own parent's),
+ * or new when this is the deepest image with a sparse extent. */
+static int share(struct vmdk_state *st)
+{
+    const struct vmdk_state *ps = st->parent ? st->parent->priv : NULL;
+    uint32_t i = 0;
+
+    if (ps && ps->sh) {
+        st->sh = ps->sh;
+        return G_OK;
+    }
+    while (i < st->n && st->ext[i].kind != EXT_SPARSE)
+        i++;
+    if (i == st->n)
+        return G_OK;
+    st->sh = fmt_alloc(st->env, sizeof *st->sh, VMDK_NAME, "state");
+    if (!st->sh)
+        return G_ENOMEM;
+    return tcache_init(&st->sh->tables, st->env, VMDK_TABLE_SLOTS,
+                       VMDK_TABLE_BYTES, VMDK_NAME, "table cache");
+}
+
 int fmt_vmdk_open(const struct fmt_env *env, uint32_t handle,
                   struct fmt_reader *r)
 {
     struct vmdk_state *st = fmt_alloc(env, sizeof *st, VMDK_NAME, "state");
-    uint8_t *head = fmt_io_alloc(env, 4, VMDK_NAME, "magic");
+    uint8_t *head = fmt_io_alloc(env, VMDK_SPARSE_SCRATCH, VMDK_NAME,
+                                 "header");
     uint64_t got = 0, vsize = 0;
     int ret;
 
     if (!st || !head)
         return G_ENOMEM;
     st->env = env;
+    st->scratch = head;
     r->name = VMDK_NAME;
     r->priv = st;
     r->read = vmdk_read;
@@ -527,7 +630,7 @@ int fmt_vmdk_open(const struct fmt_env *env, uint32_t handle,
         ret = open_monolithic(st, r);
     else
         ret = open_descriptor_file(st, r);
-    if (ret < 0)
+    if (ret < 0 || (ret = share(st)) < 0)
         return ret;
     for (uint32_t i = 0; i < st->n; i++)
         vsize += st->ext[i].len; /* bounded by parse_extents */

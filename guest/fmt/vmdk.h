@@ -26,37 +26,49 @@
 
 #include "fmt.h"
 #include "inflate.h"
+#include "tcache.h"
 
 #define VMDK_SECTOR 512u
 #define VMDK_NAME "vmdk"
 
 struct vmdk_state;
 
-/* One hosted sparse extent, parsed and validated by vmdk_sparse_open. */
+/* Slots of the table cache one vmdk chain shares: grain tables and grain
+ * directory pages of every sparse extent, LIMIT_VMDK_GT_ENTRIES_MAX * 4
+ * bytes each (512 KiB in all). */
+#define VMDK_TABLE_SLOTS 256u
+#define VMDK_TABLE_BYTES (LIMIT_VMDK_GT_ENTRIES_MAX * 4u)
+
+/* What every image and extent of a vmdk chain shares, so that memory does
+ * not grow with the number of extents: the table cache and, set up at the
+ * first compressed grain, the buffers to inflate grains. */
+struct vmdk_shared {
+    struct tcache tables;
+    struct fmt_inflate *z;
+    uint8_t *cbuf;               /* compressed bytes (I/O area) */
+    uint8_t *gbuf;               /* one decompressed grain (heap) */
+    const struct vmdk_sparse *gbuf_sp; /* whose grain gbuf holds */
+    uint64_t gbuf_grain;         /* which; valid when gbuf_sp is set */
+};
+
+/* One hosted sparse extent, parsed and validated by vmdk_sparse_open. Kept
+ * small: a descriptor may list tens of thousands of them. */
 struct vmdk_sparse {
     const struct fmt_env *env;
     uint32_t handle;
+    uint32_t gtes;         /* entries per grain table */
     uint64_t file_size;
     uint64_t capacity;     /* bytes of virtual disk this extent holds */
     uint64_t grain_bytes;
     uint64_t overhead;     /* bytes: grains may not start before this */
-    uint32_t gtes;         /* entries per grain table */
+    uint64_t gd_off;       /* file offset of the grain directory */
     uint32_t gd_entries;
-    uint8_t *gd;           /* raw little-endian GD (heap) */
+    uint32_t memo_t;       /* the GD entry last looked up (UINT32_MAX: */
+    uint32_t memo_gde;     /* none) and its value */
     bool compressed, markers, zero_flag;
     /* the embedded descriptor (monolithic images): sector 1 onwards */
     const char *desc;
     uint32_t desc_len;
-    /* grain-table cache: slots of gtes * 4 bytes in the I/O area */
-    uint8_t *gt_cache;
-    uint32_t *gt_tag;      /* GD index + 1 held by each slot, 0 = empty */
-    uint32_t gt_next;      /* round-robin victim */
-    /* compressed grains */
-    struct fmt_inflate *z;
-    uint8_t *cbuf;         /* compressed bytes (I/O area) */
-    uint64_t cbuf_size;
-    uint8_t *gbuf;         /* one decompressed grain (heap) */
-    uint64_t gbuf_grain;   /* grain number held + 1, 0 = none */
 };
 
 /* What one grain of a sparse extent is. */
@@ -66,18 +78,24 @@ enum vmdk_grain_kind {
     VMDK_GRAIN_DATA,        /* at `off` in the extent file */
 };
 
+/* Bytes of I/O area vmdk_sparse_open needs as scratch (header, footer);
+ * one buffer serves every extent of an image. */
+#define VMDK_SPARSE_SCRATCH (4u * VMDK_SECTOR)
+
 /* Parses the sparse extent header of `handle` (already known or required
  * to start with "KDMV"). `embedded` asks for the embedded descriptor. */
 int vmdk_sparse_open(const struct fmt_env *env, uint32_t handle,
-                     bool embedded, struct vmdk_sparse **out);
+                     bool embedded, uint8_t *scratch,
+                     struct vmdk_sparse **out);
 
 /* Reads [off, off + len) of the extent's virtual bytes (within capacity)
  * into buf; unallocated runs go to `hole(st, voff, buf, n)` with voff the
  * extent-relative offset. */
 typedef int (*vmdk_hole_fn)(struct vmdk_state *st, uint64_t ext_start,
                             uint64_t voff, uint8_t *buf, uint64_t n);
-int vmdk_sparse_read(struct vmdk_sparse *sp, uint64_t off, uint8_t *buf,
-                     uint64_t len, vmdk_hole_fn hole, struct vmdk_state *st,
+int vmdk_sparse_read(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                     uint64_t off, uint8_t *buf, uint64_t len,
+                     vmdk_hole_fn hole, struct vmdk_state *st,
                      uint64_t ext_start);
 
 #endif

@@ -1,7 +1,9 @@
 /*
  * vmdk hosted sparse extents ("KDMV"): header, footer, grain directory,
- * grain tables (cached) and grains, plain or zlib-compressed
- * (streamOptimized). See vmdk.h for the layout.
+ * grain tables and grains, plain or zlib-compressed (streamOptimized). See
+ * vmdk.h for the layout. Directories and tables go through the table cache
+ * the chain shares (struct vmdk_shared), so an extent costs only its
+ * struct vmdk_sparse however many there are.
  */
 #include "vmdk.h"
 #include "../rt/rt.h"
@@ -11,7 +13,9 @@
 #define FLAG_MARKERS (1u << 17)
 #define MARKER_EOS 0u
 #define MARKER_FOOTER 3u
-#define GT_CACHE_SLOTS 32u
+/* Table cache indexes: grain tables by GD index (< 2^25), GD pages above. */
+#define GD_PAGE_KEY (1ull << 32)
+#define GD_PAGE_ENTRIES (VMDK_TABLE_BYTES / 4u)
 
 static int corrupt(const struct fmt_env *env, const char *what,
                    unsigned long long v, const char *problem)
@@ -27,16 +31,13 @@ static int read_footer(const struct fmt_env *env, uint32_t handle,
 {
     /* a file ending mid-sector reads as if zero-padded to the sector */
     uint64_t end = (file_size + VMDK_SECTOR - 1) / VMDK_SECTOR * VMDK_SECTOR;
-    uint8_t *f;
+    uint8_t *f = hdr + VMDK_SECTOR; /* the rest of the scratch buffer */
     uint64_t got = 0;
     int ret;
 
     if (end < 4 * VMDK_SECTOR)
         return corrupt(env, "file size", file_size,
                        "is too small for a footer (invalid footer)");
-    f = fmt_io_alloc(env, 3 * VMDK_SECTOR, VMDK_NAME, "footer");
-    if (!f)
-        return G_ENOMEM;
     ret = fmt_pread_partial(env, handle, end - 3 * VMDK_SECTOR, f,
                             3 * VMDK_SECTOR, &got, VMDK_NAME);
     if (ret != G_OK)
@@ -150,49 +151,27 @@ static int read_descriptor(struct vmdk_sparse *sp)
     return G_OK;
 }
 
-static int alloc_tables(struct vmdk_sparse *sp, uint64_t gd_sectors)
+/* The grain directory must lie inside the file; it is read a page at a
+ * time, through the table cache, when first used. */
+static int check_gd(struct vmdk_sparse *sp, uint64_t gd_sectors)
 {
-    const struct fmt_env *env = sp->env;
-    uint64_t gd_bytes = (uint64_t)sp->gd_entries * 4, pos = 0;
-    int ret;
-
     if (gd_sectors == 0)
-        return corrupt(env, "gdOffset", 0, "overlaps the header");
-    if ((ret = sector_off(sp, "grain directory", gd_sectors, gd_bytes,
-                          &pos)) < 0)
-        return ret;
-    sp->gd = fmt_io_alloc(env, gd_bytes, VMDK_NAME, "grain directory");
-    sp->gt_cache = fmt_io_alloc(env, (uint64_t)GT_CACHE_SLOTS * sp->gtes * 4,
-                                VMDK_NAME, "grain table cache");
-    sp->gt_tag = fmt_alloc(env, GT_CACHE_SLOTS * sizeof *sp->gt_tag,
-                           VMDK_NAME, "grain table cache");
-    if (!sp->gd || !sp->gt_cache || !sp->gt_tag)
-        return G_ENOMEM;
-    if ((ret = fmt_pread(env, sp->handle, pos, sp->gd, gd_bytes, VMDK_NAME,
-                         "grain directory")) < 0)
-        return ret;
-    if (!sp->compressed)
-        return G_OK;
-    /* a compressed grain: marker + zlib stream, bounded by the grain size
-     * plus room for zlib's worst-case expansion */
-    sp->cbuf_size = sp->grain_bytes + 4096;
-    sp->cbuf = fmt_io_alloc(env, sp->cbuf_size, VMDK_NAME, "compressed grain");
-    sp->gbuf = fmt_alloc(env, sp->grain_bytes, VMDK_NAME, "grain buffer");
-    sp->z = sp->cbuf && sp->gbuf
-                ? fmt_inflate_new(env, FMT_INFLATE_ZLIB, VMDK_NAME)
-                : NULL;
-    return sp->z ? G_OK : G_ENOMEM;
+        return corrupt(sp->env, "gdOffset", 0, "overlaps the header");
+    sp->memo_t = UINT32_MAX;
+    return sector_off(sp, "grain directory", gd_sectors,
+                      (uint64_t)sp->gd_entries * 4, &sp->gd_off);
 }
 
 int vmdk_sparse_open(const struct fmt_env *env, uint32_t handle,
-                     bool embedded, struct vmdk_sparse **out)
+                     bool embedded, uint8_t *scratch,
+                     struct vmdk_sparse **out)
 {
     struct vmdk_sparse *sp = fmt_alloc(env, sizeof *sp, VMDK_NAME, "extent");
-    uint8_t *h = fmt_io_alloc(env, VMDK_SECTOR, VMDK_NAME, "header");
+    uint8_t *h = scratch;
     uint64_t got = 0;
     int ret;
 
-    if (!sp || !h)
+    if (!sp)
         return G_ENOMEM;
     sp->env = env;
     sp->handle = handle;
@@ -218,50 +197,80 @@ int vmdk_sparse_open(const struct fmt_env *env, uint32_t handle,
         (ret = read_footer(env, handle, sp->file_size, h)) < 0)
         return ret;
     if ((ret = check_header(env, h, sp)) < 0 ||
-        (ret = alloc_tables(sp, get_le64(h + 56))) < 0)
+        (ret = check_gd(sp, get_le64(h + 56))) < 0)
         return ret;
     *out = sp;
     return G_OK;
 }
 
-/* The grain table for GD entry t, from the cache or the file. */
-static int grain_table(struct vmdk_sparse *sp, uint32_t t, const uint8_t **gt)
+static int load_gd_page(void *ctx, uint64_t index, uint8_t *buf)
 {
-    uint64_t bytes = (uint64_t)sp->gtes * 4, pos = 0;
-    uint32_t slot;
+    struct vmdk_sparse *sp = ctx;
+    uint64_t first = (index - GD_PAGE_KEY) * GD_PAGE_ENTRIES;
+    uint64_t n = sp->gd_entries - first < GD_PAGE_ENTRIES
+                     ? sp->gd_entries - first
+                     : GD_PAGE_ENTRIES;
+
+    /* check_gd put the whole directory inside the file */
+    return fmt_pread(sp->env, sp->handle, sp->gd_off + first * 4, buf, n * 4,
+                     VMDK_NAME, "grain directory");
+}
+
+/* A grain table to load: its extent and the GD entry naming it. */
+struct gt_load {
+    struct vmdk_sparse *sp;
+    uint32_t sector;
+};
+
+static int load_gt(void *ctx, uint64_t t, uint8_t *buf)
+{
+    const struct gt_load *l = ctx;
+    uint64_t bytes = (uint64_t)l->sp->gtes * 4, pos = 0;
+    int ret = sector_off(l->sp, "grain table", l->sector, bytes, &pos);
+
+    (void)t;
+    if (ret < 0)
+        return ret;
+    return fmt_pread(l->sp->env, l->sp->handle, pos, buf, bytes, VMDK_NAME,
+                     "grain table");
+}
+
+/* GD entry t (t < gd_entries), remembered for the grains that follow. */
+static int gd_entry(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                    uint32_t t, uint32_t *e)
+{
+    const uint8_t *page;
     int ret;
 
-    for (slot = 0; slot < GT_CACHE_SLOTS; slot++)
-        if (sp->gt_tag[slot] == t + 1) {
-            *gt = sp->gt_cache + (uint64_t)slot * bytes;
-            return G_OK;
-        }
-    slot = sp->gt_next++ % GT_CACHE_SLOTS;
-    sp->gt_tag[slot] = 0;
-    if ((ret = sector_off(sp, "grain table", get_le32(sp->gd + 4ull * t),
-                          bytes, &pos)) < 0)
-        return ret;
-    *gt = sp->gt_cache + (uint64_t)slot * bytes;
-    if ((ret = fmt_pread(sp->env, sp->handle, pos, (void *)*gt, bytes,
-                         VMDK_NAME, "grain table")) < 0)
-        return ret;
-    sp->gt_tag[slot] = t + 1;
+    if (t != sp->memo_t) {
+        if ((ret = tcache_get(&sh->tables, (uintptr_t)sp,
+                              GD_PAGE_KEY + t / GD_PAGE_ENTRIES,
+                              load_gd_page, sp, &page)) < 0)
+            return ret;
+        sp->memo_gde = get_le32(page + 4 * (t % GD_PAGE_ENTRIES));
+        sp->memo_t = t;
+    }
+    *e = sp->memo_gde;
     return G_OK;
 }
 
 /* Kind of grain g and, for data, its byte offset in the file. */
-static int lookup(struct vmdk_sparse *sp, uint64_t g, int *kind,
-                  uint64_t *off)
+static int lookup(struct vmdk_sparse *sp, struct vmdk_shared *sh, uint64_t g,
+                  int *kind, uint64_t *off)
 {
-    uint64_t t = g / sp->gtes;
+    uint32_t t = (uint32_t)(g / sp->gtes); /* < gd_entries <= 2^25 */
     const uint8_t *gt;
     uint32_t e;
     int ret;
 
     *kind = VMDK_GRAIN_UNALLOCATED;
-    if (get_le32(sp->gd + 4 * t) == 0)
+    if ((ret = gd_entry(sp, sh, t, &e)) < 0)
+        return ret;
+    if (e == 0)
         return G_OK; /* the whole grain table is unallocated */
-    if ((ret = grain_table(sp, (uint32_t)t, &gt)) < 0)
+    struct gt_load l = {sp, e};
+    if ((ret = tcache_get(&sh->tables, (uintptr_t)sp, t, load_gt, &l,
+                          &gt)) < 0)
         return ret;
     e = get_le32(gt + 4 * (g % sp->gtes));
     if (e == 0)
@@ -282,11 +291,35 @@ static int lookup(struct vmdk_sparse *sp, uint64_t g, int *kind,
     return G_OK;
 }
 
+/* A compressed grain: marker + zlib stream, bounded by the grain size plus
+ * room for zlib's worst-case expansion. */
+#define CGRAIN_SLACK 4096u
+#define CGRAIN_BYTES_MAX                                                    \
+    ((uint64_t)LIMIT_VMDK_COMPRESSED_GRAIN_SECTORS * VMDK_SECTOR)
+
+/* One set of buffers for the chain, sized for the largest grain allowed,
+ * set up at the first compressed grain read. */
+static int zsetup(struct vmdk_shared *sh, const struct fmt_env *env)
+{
+    if (sh->z)
+        return G_OK;
+    sh->cbuf = fmt_io_alloc(env, CGRAIN_BYTES_MAX + CGRAIN_SLACK, VMDK_NAME,
+                            "compressed grain");
+    sh->gbuf = sh->cbuf ? fmt_alloc(env, CGRAIN_BYTES_MAX, VMDK_NAME,
+                                    "grain buffer")
+                        : NULL;
+    sh->z = sh->gbuf ? fmt_inflate_new(env, FMT_INFLATE_ZLIB, VMDK_NAME)
+                     : NULL;
+    return sh->z ? G_OK : G_ENOMEM;
+}
+
 /* Decompresses grain g (at file offset off) and copies [in, in + n). */
-static int read_compressed(struct vmdk_sparse *sp, uint64_t g, uint64_t off,
-                           uint64_t in, uint8_t *buf, uint64_t n)
+static int read_compressed(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                           uint64_t g, uint64_t off, uint64_t in,
+                           uint8_t *buf, uint64_t n)
 {
     uint64_t need = sp->capacity - g * sp->grain_bytes, got = 0, src_len;
+    uint64_t limit = sp->grain_bytes + CGRAIN_SLACK;
     const uint8_t *src;
     uint8_t *dst;
     size_t out = 0;
@@ -294,35 +327,36 @@ static int read_compressed(struct vmdk_sparse *sp, uint64_t g, uint64_t off,
 
     if (need > sp->grain_bytes)
         need = sp->grain_bytes;
-    if (sp->gbuf_grain == g + 1) {
-        memcpy(buf, sp->gbuf + in, (size_t)n);
+    if (sh->gbuf_sp == sp && sh->gbuf_grain == g) {
+        memcpy(buf, sh->gbuf + in, (size_t)n);
         return G_OK;
     }
+    if ((ret = zsetup(sh, sp->env)) < 0)
+        return ret;
     if (off >= sp->file_size)
         return corrupt(sp->env, "compressed grain at offset", off,
                        "is past the end of the file");
-    src_len = sp->file_size - off < sp->cbuf_size ? sp->file_size - off
-                                                  : sp->cbuf_size;
-    if ((ret = fmt_pread_partial(sp->env, sp->handle, off, sp->cbuf, src_len,
+    src_len = sp->file_size - off < limit ? sp->file_size - off : limit;
+    if ((ret = fmt_pread_partial(sp->env, sp->handle, off, sh->cbuf, src_len,
                                  &got, VMDK_NAME)) < 0)
         return ret;
-    src = sp->cbuf;
+    src = sh->cbuf;
     src_len = got;
     if (sp->markers) {
-        uint32_t size = got >= 12 ? get_le32(sp->cbuf + 8) : 0;
-        if (got < 12 || (uint64_t)size + 12 > sp->cbuf_size)
+        uint32_t size = got >= 12 ? get_le32(sh->cbuf + 8) : 0;
+        if (got < 12 || (uint64_t)size + 12 > limit)
             return corrupt(sp->env, "compressed grain size", size,
                            "is larger than a grain allows");
         if ((uint64_t)size + 12 > got)
             return corrupt(sp->env, "compressed grain at offset", off,
                            "is past the end of the file");
-        src = sp->cbuf + 12;
+        src = sh->cbuf + 12;
         src_len = size;
     }
     /* whole grains go straight into the caller's buffer */
-    dst = in == 0 && n == sp->grain_bytes ? buf : sp->gbuf;
-    sp->gbuf_grain = 0;
-    if ((ret = fmt_inflate(sp->z, src, (size_t)src_len, dst,
+    dst = in == 0 && n == sp->grain_bytes ? buf : sh->gbuf;
+    sh->gbuf_sp = NULL;
+    if ((ret = fmt_inflate(sh->z, src, (size_t)src_len, dst,
                            (size_t)sp->grain_bytes, &out, false,
                            "compressed grain")) < 0)
         return ret;
@@ -332,16 +366,18 @@ static int read_compressed(struct vmdk_sparse *sp, uint64_t g, uint64_t off,
                       "%llu bytes, expected %llu",
                       (unsigned long long)off, (unsigned long long)out,
                       (unsigned long long)need);
-    if (dst == sp->gbuf) {
-        memset(sp->gbuf + out, 0, (size_t)(sp->grain_bytes - out));
-        sp->gbuf_grain = g + 1;
-        memcpy(buf, sp->gbuf + in, (size_t)n);
+    if (dst == sh->gbuf) {
+        memset(sh->gbuf + out, 0, (size_t)(sp->grain_bytes - out));
+        sh->gbuf_sp = sp;
+        sh->gbuf_grain = g;
+        memcpy(buf, sh->gbuf + in, (size_t)n);
     }
     return G_OK;
 }
 
-int vmdk_sparse_read(struct vmdk_sparse *sp, uint64_t off, uint8_t *buf,
-                     uint64_t len, vmdk_hole_fn hole, struct vmdk_state *st,
+int vmdk_sparse_read(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                     uint64_t off, uint8_t *buf, uint64_t len,
+                     vmdk_hole_fn hole, struct vmdk_state *st,
                      uint64_t ext_start)
 {
     const uint64_t gb = sp->grain_bytes, end = off + len;
@@ -351,11 +387,12 @@ int vmdk_sparse_read(struct vmdk_sparse *sp, uint64_t off, uint8_t *buf,
     while (pos < end) {
         uint64_t g = pos / gb, in = pos - g * gb, foff = 0, run;
         int kind;
-        if ((ret = lookup(sp, g, &kind, &foff)) < 0)
+        if ((ret = lookup(sp, sh, g, &kind, &foff)) < 0)
             return ret;
         run = gb - in < end - pos ? gb - in : end - pos;
         if (kind == VMDK_GRAIN_DATA && sp->compressed) {
-            ret = read_compressed(sp, g, foff, in, buf + (pos - off), run);
+            ret = read_compressed(sp, sh, g, foff, in, buf + (pos - off),
+                                  run);
             if (ret < 0)
                 return ret;
             pos += run;
@@ -366,7 +403,7 @@ int vmdk_sparse_read(struct vmdk_sparse *sp, uint64_t off, uint8_t *buf,
         while (pos + run < end) {
             uint64_t g2 = (pos + run) / gb, f2 = 0, step;
             int k2;
-            if ((ret = lookup(sp, g2, &k2, &f2)) < 0)
+            if ((ret = lookup(sp, sh, g2, &k2, &f2)) < 0)
                 return ret;
             if (k2 != kind ||
                 (kind == VMDK_GRAIN_DATA && f2 != foff + (g2 - g) * gb))

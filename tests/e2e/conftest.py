@@ -93,13 +93,16 @@ class Result:
                 f"out={'none' if self.out is None else len(self.out)}>")
 
 
-def run_dd(program, args, out_path=None, cwd=None, timeout=RUN_TIMEOUT):
+def run_dd(program, args, out_path=None, cwd=None, timeout=RUN_TIMEOUT,
+           preexec_fn=None):
     """Run `program dd ARGS...`; returns a Result (output read back if
-    out_path names a regular file afterwards)."""
+    out_path names a regular file afterwards). preexec_fn runs in the child
+    before the exec (e.g. to set resource limits)."""
     argv = [program, "dd"] + list(args)
     t0 = time.monotonic()
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, cwd=cwd, timeout=timeout)
+                          stderr=subprocess.PIPE, cwd=cwd, timeout=timeout,
+                          preexec_fn=preexec_fn)
     return Result(argv, proc, out_path, time.monotonic() - t0)
 
 

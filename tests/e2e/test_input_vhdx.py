@@ -244,3 +244,48 @@ def test_malformed_refused(name, malformed_paths, instar_bin, tmp_path):
     assert i.rc == 1, i
     assert "vhdx" in i.stderr, i.stderr
     assert listing(str(tmp_path)) == [], "output left behind"
+
+
+# --- virtual sizes that are not a multiple of the sector size ---------------
+
+@pytest.fixture(scope="session")
+def odd_vhdx(vhdx_images, tmp_path_factory):
+    """The generator's odd sizes, and qemu-made images (6 MiB, written with
+    qemu-io) whose VirtualDiskSize item is patched."""
+    d = tmp_path_factory.mktemp("vhdx-odd")
+    out = {}
+    for name, blob in mv.odd_sizes().items():
+        (d / f"{name}.vhdx").write_bytes(blob)
+        out[name] = str(d / f"{name}.vhdx")
+    with open(vhdx_images["sparse"], "rb") as f:
+        made = f.read()
+    for vsize in (5 * MiB + 1000, 4100 * 1024 + 700, 300):
+        buf = bytearray(made)
+        mv.set_meta_item(buf, mv.GUID_VSIZE, struct.pack("<Q", vsize))
+        p = d / f"qemu-made-{vsize}.vhdx"
+        p.write_bytes(bytes(buf))
+        out[f"qemu-made-{vsize}"] = str(p)
+    return out
+
+
+ODD = (sorted(mv.odd_sizes())
+       + [f"qemu-made-{v}" for v in (5 * MiB + 1000, 4100 * 1024 + 700, 300)])
+
+
+@pytest.mark.parametrize("extra", [[], ["bs=1000", "skip=3", "count=7000"]],
+                         ids=["all", "bs1000"])
+@pytest.mark.parametrize("name", ODD)
+def test_odd_virtual_size_rounds_down_like_qemu(name, extra, odd_vhdx,
+                                                qemu_img, instar_bin, dirs):
+    q, i = _compare(qemu_img, instar_bin, odd_vhdx[name], extra, dirs)
+    assert q.rc == 0, q
+
+
+def test_odd_size_with_4096_sectors_refused_like_qemu(malformed_paths,
+                                                      qemu_img, instar_bin,
+                                                      dirs):
+    q, i = _compare(qemu_img, instar_bin,
+                    malformed_paths["vsize-not-sector-multiple-4096"], [],
+                    dirs)
+    assert q.rc == 1, q
+    assert "not a multiple of the logical sector size 4096" in i.stderr

@@ -8,6 +8,7 @@ zeroed-grain entries, unallocated grain tables), each read through several
 windows. Then every malformed image must be refused cleanly.
 """
 import os
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -207,3 +208,190 @@ def test_vmdk_huge_windows(sub, window, huge_vmdk, instar_bin, qemu_img,
     assert q.rc == 0, q
     assert i.rc == 0, i
     assert i.out == q.out
+
+
+# Split images with many extents (files are sparse: a few MiB of disk).
+# qemu keeps one file open per extent and does not raise its soft
+# open-files limit, so both run with the soft limit at the hard one.
+def _nofile_max():
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _nofile(n):
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+
+
+GiB_MiB = 1024          # MiB per GiB
+FLAT_GIB = 2148         # 1074 extents: past the old cap of 1024
+SPARSE_GIB = 1024       # 512 extents: past what per-extent caches fit
+
+
+@pytest.fixture(scope="module")
+def split_vmdk(qemu_img):
+    """A twoGbMaxExtentFlat of 2148 GiB in a directory with a 200-byte
+    name and a twoGbMaxExtentSparse of 1 TiB, written with qemu-io across
+    extent boundaries and at their ends. Deleted afterwards."""
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 1200:
+        pytest.skip(f"open-files hard limit {hard} < 1200: qemu cannot open "
+                    "a 1074-extent image")
+    if shutil.disk_usage(tempfile.gettempdir()).free < 1 << 30:
+        pytest.skip("less than 1 GiB free for the split images")
+    top = tempfile.mkdtemp(prefix="instar-vmdk-split-")
+    try:
+        long_dir = os.path.join(top, ("long-directory-name-" * 10)[:200])
+        os.mkdir(long_dir)
+        flat = os.path.join(long_dir, "f.vmdk")
+        _qemu(qemu_img, "create", "-f", "vmdk", "-o",
+              "subformat=twoGbMaxExtentFlat", flat, f"{FLAT_GIB}G")
+        sparse = os.path.join(top, "s.vmdk")
+        _qemu(qemu_img, "create", "-f", "vmdk", "-o",
+              "subformat=twoGbMaxExtentSparse", sparse, f"{SPARSE_GIB}G")
+        end = FLAT_GIB * GiB_MiB
+        if not _qemu_io(flat, "write -P 0x55 2047M 2M",
+                        "write -P 0x66 2097151M 2M",   # extents 1023 | 1024
+                        f"write -P 0x77 {end - 2}M 2M"):
+            pytest.skip("qemu-io not installed")
+        end = SPARSE_GIB * GiB_MiB
+        _qemu_io(sparse, "write -P 0x55 2047M 2M",
+                 "write -P 0x66 549755813376 1024",    # extents 255 | 256
+                 f"write -P 0x77 {end - 2}M 2M")
+        yield {"flat": flat, "sparse": sparse}
+    finally:
+        shutil.rmtree(top)
+
+
+SPLIT_WINDOWS = {
+    "flat": [
+        ["bs=1M", "skip=2046", "count=2050"],
+        ["bs=1M", "skip=2097150", "count=2097154"],
+        ["bs=1M", f"skip={FLAT_GIB * GiB_MiB - 3}",
+         f"count={FLAT_GIB * GiB_MiB}"],
+    ],
+    "sparse": [
+        ["bs=1M", "skip=2046", "count=2050"],
+        ["bs=512", "skip=1073741820", "count=1073741828"],
+        ["bs=1M", f"skip={SPARSE_GIB * GiB_MiB - 3}",
+         f"count={SPARSE_GIB * GiB_MiB}"],
+    ],
+}
+
+
+@pytest.mark.parametrize("window", [0, 1, 2],
+                         ids=["first-boundary", "mid-boundary", "end"])
+@pytest.mark.parametrize("kind", ["flat", "sparse"])
+def test_split_many_extents_match_qemu(kind, window, split_vmdk, instar_bin,
+                                       qemu_img, dirs):
+    qdir, idir = dirs
+    src = split_vmdk[kind]
+    args = SPLIT_WINDOWS[kind][window]
+    q_out, i_out = os.path.join(qdir, "o"), os.path.join(idir, "o")
+    q = run_dd(qemu_img, [f"if={src}", f"of={q_out}", *args], q_out,
+               preexec_fn=_nofile_max)
+    i = run_dd(instar_bin, [f"if={src}", f"of={i_out}", *args], i_out,
+               preexec_fn=_nofile_max)
+    assert q.rc == 0, q
+    assert i.rc == 0, i
+    assert i.out == q.out
+    assert any(i.out), "the window holds the qemu-io writes"
+
+
+def test_open_files_limit_names_the_bound(split_vmdk, vmdk_inputs,
+                                          instar_bin, qemu_img, tmp_path):
+    # 1074 extent files under a hard limit of 200 open files: refused
+    # before any extent is opened, with the bound; qemu fails too
+    out = str(tmp_path / "o")
+    i = run_dd(instar_bin, [f"if={split_vmdk['flat']}", f"of={out}",
+                            "bs=1M", "count=1"], out, preexec_fn=_nofile(200))
+    assert i.rc == 1, i
+    assert "vmdk: too many files referenced: 1074 > " in i.stderr, i.stderr
+    assert not i.out_exists
+    q = run_dd(qemu_img, [f"if={split_vmdk['flat']}", f"of={out}q",
+                          "bs=1M", "count=1"], preexec_fn=_nofile(200))
+    assert q.rc == 1, q
+    # a small split image still reads under the same limit
+    src = vmdk_inputs["multi-twoGbMaxExtentSparse.vmdk"]
+    q = run_dd(qemu_img, [f"if={src}", f"of={out}q"], out + "q")
+    i = run_dd(instar_bin, [f"if={src}", f"of={out}"], out,
+               preexec_fn=_nofile(200))
+    assert i.rc == 0, i
+    assert i.out == q.out
+
+
+@pytest.fixture(scope="module")
+def empty_hint(tmp_path_factory):
+    """Images whose parentFileNameHint is "": qemu 7.2 reads them as
+    standalone images (holes read zeros, parentCID is not checked)."""
+    d = tmp_path_factory.mktemp("vmdk-empty-hint")
+    data = mv.pattern(256 * 1024)
+    files = {
+        # embedded descriptor, parentCID naming nothing
+        "mono.vmdk": mv.sparse(data, holes={0, 1}, desc=mv.descriptor(
+            parent="", parent_cid=0x12345678)),
+        # a delta-disk createType in the embedded descriptor
+        "mono-vmfssparse.vmdk": mv.sparse(data, holes={0, 1},
+                                          desc=mv.descriptor(
+                                              "vmfsSparse", parent="",
+                                              parent_cid=0x12345678)),
+        "ext.vmdk": mv.sparse(data, holes={2}, desc=b""),
+        "desc-vmfssparse.vmdk": mv.descriptor(
+            "vmfsSparse", parent="", parent_cid=0x1234,
+            extents=['RW 512 SPARSE "ext.vmdk"']),
+        "flat.bin": data,
+        "desc-flat.vmdk": mv.descriptor(
+            "monolithicFlat", parent="", parent_cid=0x1234,
+            extents=['RW 512 FLAT "flat.bin" 0']),
+    }
+    for name, blob in files.items():
+        (d / name).write_bytes(blob)
+    return d
+
+
+@pytest.mark.parametrize("name", ["mono.vmdk", "mono-vmfssparse.vmdk",
+                                  "desc-vmfssparse.vmdk", "desc-flat.vmdk"])
+def test_empty_parent_hint_reads_standalone(name, empty_hint, instar_bin,
+                                            qemu_img, dirs):
+    qdir, idir = dirs
+    src = str(empty_hint / name)
+    q_out, i_out = os.path.join(qdir, "o"), os.path.join(idir, "o")
+    q = run_dd(qemu_img, [f"if={src}", f"of={q_out}"], q_out)
+    i = run_dd(instar_bin, [f"if={src}", f"of={i_out}"], i_out)
+    assert q.rc == 0, q
+    assert i.rc == 0, i
+    assert i.out == q.out
+
+
+@pytest.fixture(scope="module")
+def big_mono(qemu_img):
+    """A 128 TiB monolithicSparse (4 Mi grain directory entries, past the
+    old cap of 1 Mi; the file is sparse, about 33 MiB on disk), written
+    at both ends. Deleted afterwards."""
+    if shutil.disk_usage(tempfile.gettempdir()).free < 1 << 30:
+        pytest.skip("less than 1 GiB free for the image")
+    top = tempfile.mkdtemp(prefix="instar-vmdk-big-")
+    try:
+        p = os.path.join(top, "m.vmdk")
+        _qemu(qemu_img, "create", "-f", "vmdk", p, "128T")
+        if not _qemu_io(p, "write -P 0x55 1000k 100k",
+                        f"write -P 0x66 {(128 << 40) - (1 << 20)} 1M"):
+            pytest.skip("qemu-io not installed")
+        yield p
+    finally:
+        shutil.rmtree(top)
+
+
+@pytest.mark.parametrize("window", [
+    ["bs=1M", "count=2"],
+    ["bs=1M", f"skip={(128 << 20) - 2}", f"count={128 << 20}"],
+], ids=["start", "end"])
+def test_big_monolithic_sparse_matches_qemu(window, big_mono, instar_bin,
+                                            qemu_img, dirs):
+    qdir, idir = dirs
+    q_out, i_out = os.path.join(qdir, "o"), os.path.join(idir, "o")
+    q = run_dd(qemu_img, [f"if={big_mono}", f"of={q_out}", *window], q_out)
+    i = run_dd(instar_bin, [f"if={big_mono}", f"of={i_out}", *window], i_out)
+    assert q.rc == 0, q
+    assert i.rc == 0, i
+    assert i.out == q.out
+    assert any(i.out)

@@ -312,9 +312,21 @@ def set_region_entry(buf, i, off=None, length=None):
         fix_checksum(buf, rt, 64 * KiB)
 
 
+def metadata_offset(buf):
+    """File offset of the metadata region, from region table 1 (any
+    layout, qemu-img's included)."""
+    rt = 192 * KiB
+    for i in range(struct.unpack_from("<I", buf, rt + 8)[0]):
+        e = rt + 16 + 32 * i
+        if bytes(buf[e:e + 16]) == guid_bytes(GUID_METADATA):
+            return struct.unpack_from("<Q", buf, e + 16)[0]
+    raise KeyError("metadata region")
+
+
 def set_meta_item(buf, guid, data):
-    """Overwrites the data of metadata item `guid` in place."""
-    m = 3 * MiB
+    """Overwrites the data of metadata item `guid` in place (the metadata
+    region has no checksum)."""
+    m = metadata_offset(buf)
     count = struct.unpack_from("<H", buf, m + 10)[0]
     for i in range(count):
         e = m + 32 + 32 * i
@@ -466,6 +478,12 @@ def malformed():
     struct.pack_into("<Q", b, bat_offset(img, 1), (4 * MiB) | PARTIALLY_PRESENT)
     case("partial-without-parent", b)
 
+    # the spec wants a multiple of the logical sector size; qemu rounds
+    # 512-byte-sector images down (odd_sizes) but opens no 4096 ones
+    img = Image(2 * MiB + 512, lss=4096)
+    img.write(0, bytes([0x11]) * MiB)
+    case("vsize-not-sector-multiple-4096", img.build())
+
     lg = uuid.uuid4().bytes_le
     img = base_image()
     img.log_guid = lg
@@ -520,6 +538,19 @@ def malformed():
                                 ("relative_path", "base.vhdx")])
     c.write(1, bytes([0x33]) * MiB, PARTIALLY_PRESENT)
     case("partial-no-bitmap", c.build(), {"base.vhdx": pbytes})
+    return out
+
+
+def odd_sizes():
+    """name -> image: 512-byte sectors and a virtual size that is not a
+    multiple of them, which qemu 7.2 reads rounded down to 512."""
+    out = {}
+    for vsize in (3 * MiB + 1000, 3 * MiB + 100, 1000, 100):
+        img = Image(vsize)
+        img.write(0, bytes(range(256)) * 4096)
+        if img.nblocks > 1:
+            img.write(img.nblocks - 1, bytes([0x5A]) * MiB)
+        out[f"vsize-{vsize}"] = bytes(img.build())
     return out
 
 

@@ -219,12 +219,19 @@ def cases(d):
               hint="not supported")
     desc_file("extent-sparse-not-kdmv", ['RW 512 SPARSE "flat.bin"'],
               hint="vmdk")
-    desc_file("extent-count-huge",
-              ['RW 1 FLAT "flat.bin" 0'] * 1100, hint="extents")
+    # one more extent than LIMIT_VMDK_EXTENTS, in lines short enough for
+    # the descriptor qemu reads
+    desc_file("extent-count-huge", ['RW 1 VMFS "f"'] * 65537,
+              hint="more than 65536 extents")
     desc_file("extent-sectors-huge",
               ['RW 144115188075855871 FLAT "flat.bin" 0'], hint="vmdk")
     add("desc-too-large", b"version=1\n" + b"#" * (2 << 20) + b"\n",
         "descriptor")
+    # qemu reads 1 MiB - 1 bytes of a descriptor file; one byte more
+    text = descriptor("monolithicFlat", extents=['RW 512 FLAT "flat.bin" 0'])
+    add("desc-one-byte-too-large",
+        text + b"#" * ((1 << 20) - len(text) - 1) + b"\n",
+        "exceeds the limit 1048575")
     add("desc-no-create-type",
         b"version=1\nCID=1\nparentCID=ffffffff\nRW 512 FLAT \"flat.bin\" 0\n",
         "createType")

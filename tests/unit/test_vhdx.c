@@ -753,3 +753,51 @@ Test(vhdx, logical_sector_4096_differencing)
     free(p.buf);
     free(c.buf);
 }
+
+Test(vhdx, virtual_size_rounds_down_to_512_like_qemu)
+{
+    /* Not a multiple of the 512-byte logical sector: qemu 7.2 reads the
+     * size rounded down to 512, the BAT still sized by the stored size. */
+    static const struct {
+        uint64_t vsize, reads;
+    } cases[] = {
+        {3 * MiB + 1000, 3 * MiB + 512},
+        {3 * MiB + 100, 3 * MiB}, /* the last block then is not read */
+        {1000, 512},
+        {511, 0},
+    };
+    static uint8_t want[4 * MiB];
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        struct img m;
+        struct run r;
+        img_init(&m, cases[i].vsize);
+        for (int b = 0; b < 4 && (uint64_t)b * MiB < cases[i].vsize; b++) {
+            m.state[b] = 6;
+            m.fill[b] = (uint8_t)(0x21 + b);
+            memset(want + b * MiB, 0x21 + b, MiB);
+        }
+        img_build(&m);
+        run_dd(&r, &m, ALL, NULL, NULL);
+        cr_assert_eq(r.ret, G_OK, "case %zu: %s", i, r.err.msg);
+        cr_expect_eq(r.m.out_len, cases[i].reads, "case %zu", i);
+        cr_expect(r.m.out_len == 0 ||
+                      memcmp(r.m.out, want, r.m.out_len) == 0,
+                  "case %zu", i);
+        ct_mem_free(&r.m);
+        free(m.buf);
+    }
+}
+
+Test(vhdx_bad, virtual_size_not_a_multiple_of_4096_byte_sectors)
+{
+    /* qemu opens no 4096-byte-sector image; the spec's rule holds */
+    struct img m;
+    img_init(&m, 2 * MiB + 512);
+    m.lss = 4096;
+    m.state[0] = 6;
+    m.fill[0] = 0x31;
+    img_build(&m);
+    expect_err(&m, "vhdx: virtual disk size 2097664 is not a multiple of "
+                   "the logical sector size 4096");
+    free(m.buf);
+}

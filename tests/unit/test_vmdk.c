@@ -124,14 +124,23 @@ struct run {
     int ret;
 };
 
-static void run_dd(struct run *r, const uint8_t *in, size_t len,
-                   struct window_args a, const struct ct_mem_file *files,
-                   size_t nfiles)
+/* What a run may use besides the defaults: 0 = default. */
+struct limits {
+    uint32_t files_max;
+    size_t io_size;
+};
+
+static void run_dd_lim(struct run *r, const uint8_t *in, size_t len,
+                       struct window_args a, const struct ct_mem_file *files,
+                       size_t nfiles, struct limits lim)
 {
-    struct dd_mem mem = {calloc(1, 16 << 20), 16 << 20, calloc(1, 8 << 20),
-                         8 << 20, NULL};
-    struct dd_config cfg = {
-        .in_format = CT_FMT_PROBE, .out_format = CT_FMT_RAW, .args = a};
+    size_t io = lim.io_size ? lim.io_size : 8 << 20;
+    struct dd_mem mem = {calloc(1, 16 << 20), 16 << 20, calloc(1, io), io,
+                         NULL};
+    struct dd_config cfg = {.in_format = CT_FMT_PROBE,
+                            .out_format = CT_FMT_RAW,
+                            .args = a,
+                            .files_max = lim.files_max};
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, in, len, CT_FMT_RAW, &a);
     for (size_t i = 0; i < nfiles; i++)
@@ -140,6 +149,13 @@ static void run_dd(struct run *r, const uint8_t *in, size_t len,
     r->ret = dd_run(&cfg, &ops, &mem, &r->err);
     free(mem.heap);
     free(mem.io);
+}
+
+static void run_dd(struct run *r, const uint8_t *in, size_t len,
+                   struct window_args a, const struct ct_mem_file *files,
+                   size_t nfiles)
+{
+    run_dd_lim(r, in, len, a, files, nfiles, (struct limits){0, 0});
 }
 
 static const struct window_args all = {512, 0, 0, 0, 0};
@@ -388,13 +404,19 @@ Test(vmdk, header_fields_are_checked)
 
 Test(vmdk, grain_directory_limit)
 {
-    /* 1 grain per 1-entry table over 2^21 grains: a 8 MiB directory */
+    /* 1 grain per 1-entry table over 2^25 + 1 grains: one entry more than
+     * qemu takes ("L1 size too big") */
     struct img im = good();
-    put64(im.p + 12, (2ull << 20) * GRAIN);
+    put64(im.p + 12, ((1ull << 25) + 1) * GRAIN);
     put32(im.p + 44, 1);
     expect_error(im.p, im.len, NULL, 0,
-                 "vmdk: grain directory size 2097152 entries exceeds the "
+                 "vmdk: grain directory size 33554433 entries exceeds the "
                  "limit");
+    /* the largest directory is no more than a range check at open */
+    put64(im.p + 12, (1ull << 25) * GRAIN);
+    expect_error(im.p, im.len, NULL, 0,
+                 "vmdk: grain directory at sector 21 (134217728 bytes) is "
+                 "past the end of the file");
     free(im.p);
 }
 
@@ -509,14 +531,17 @@ Test(vmdk, descriptor_errors)
 
 Test(vmdk, too_many_extents)
 {
-    size_t n = 1100, len = 0;
-    char *d = malloc(64 + n * 24);
+    /* the shortest lines: one more extent than the cap still fits in the
+     * descriptor qemu reads */
+    size_t n = LIMIT_VMDK_EXTENTS + 1, len = 0;
+    char *d = malloc(64 + n * 14);
     len += (size_t)sprintf(d, "version=1\nCID=1\nparentCID=1\n"
                               "createType=\"vmfs\"\n");
     for (size_t i = 0; i < n; i++)
-        len += (size_t)sprintf(d + len, "RW 1 FLAT \"a.bin\" 0\n");
+        len += (size_t)sprintf(d + len, "RW 1 VMFS \"a\"\n");
+    cr_assert_leq(len, LIMIT_VMDK_DESCRIPTOR_BYTES);
     expect_error((const uint8_t *)d, len, NULL, 0,
-                 "vmdk: descriptor has more than 1024 extents");
+                 "vmdk: descriptor has more than 65536 extents");
     free(d);
 }
 
@@ -539,4 +564,265 @@ Test(vmdk, chain_loop_is_bounded)
     ct_mem_free(&r.m);
     free(im.p);
     free(data);
+}
+
+/* A monolithicFlat descriptor naming a.bin, padded with a comment line to
+ * exactly `size` bytes. */
+static char *padded_desc(size_t size)
+{
+    const char *head = "version=1\nCID=1\nparentCID=ffffffff\n"
+                       "createType=\"monolithicFlat\"\n"
+                       "RW 8 FLAT \"a.bin\" 0\n#";
+    size_t h = strlen(head);
+    char *d = malloc(size);
+    memcpy(d, head, h);
+    memset(d + h, 'x', size - h - 1);
+    d[size - 1] = '\n';
+    return d;
+}
+
+Test(vmdk, descriptor_file_is_read_as_far_as_qemu_reads)
+{
+    uint8_t *a = pattern(4096, 11);
+    struct ct_mem_file f = {"a.bin", a, 4096};
+    size_t lim = LIMIT_VMDK_DESCRIPTOR_BYTES;
+    char *d = padded_desc(lim);
+    struct run r;
+
+    run_dd(&r, (const uint8_t *)d, lim, all, &f, 1);
+    expect_bytes(&r, a, 4096);
+    ct_mem_free(&r.m);
+    free(d);
+    /* one byte more: qemu would drop it, and with it any extent there */
+    d = padded_desc(lim + 1);
+    expect_error((const uint8_t *)d, lim + 1, &f, 1,
+                 "vmdk: descriptor file size 1048576 exceeds the limit "
+                 "1048575 (qemu reads only that much of it)");
+    /* text ending at a NUL: what follows is not descriptor */
+    d[100] = '\0';
+    run_dd(&r, (const uint8_t *)d, lim + 1, all, &f, 1);
+    expect_bytes(&r, a, 4096);
+    ct_mem_free(&r.m);
+    free(d);
+    free(a);
+}
+
+Test(vmdk, files_beyond_what_the_run_can_open_are_refused_up_front)
+{
+    uint8_t *a = pattern(4096, 12);
+    const char *d = "version=1\nCID=1\nparentCID=ffffffff\n"
+                    "createType=\"twoGbMaxExtentFlat\"\n"
+                    "RW 8 FLAT \"a.bin\" 0\nRW 8 FLAT \"b.bin\" 0\n"
+                    "RW 8 FLAT \"a.bin\" 0\nRW 8 FLAT \"c.bin\" 0\n";
+    struct ct_mem_file f[3] = {
+        {"a.bin", a, 4096}, {"b.bin", a, 4096}, {"c.bin", a, 4096}};
+    uint8_t *want = malloc(4 * 4096);
+    struct run r;
+
+    /* three files (a.bin twice) and the descriptor: 4 handles */
+    run_dd_lim(&r, (const uint8_t *)d, strlen(d), all, f, 3,
+               (struct limits){3, 0});
+    cr_expect_neq(r.ret, G_OK);
+    cr_expect_str_eq(r.err.msg,
+                     "vmdk: too many files referenced: 3 > 2 (the open-files "
+                     "limit, ulimit -n, bounds what this run can open)");
+    cr_expect_eq(r.m.open_handles, 0, "refused before opening any");
+    ct_mem_free(&r.m);
+    for (int i = 0; i < 4; i++)
+        memcpy(want + i * 4096, a, 4096);
+    run_dd_lim(&r, (const uint8_t *)d, strlen(d), all, f, 3,
+               (struct limits){4, 0});
+    expect_bytes(&r, want, 4 * 4096);
+    cr_expect_eq(r.m.open_handles, 3);
+    ct_mem_free(&r.m);
+    free(want);
+    free(a);
+}
+
+Test(vmdk, empty_parent_hint_means_no_parent)
+{
+    /* qemu 7.2 reads such an image standalone: holes are zeros and the
+     * parentCID, which matches nothing, is not checked */
+    uint8_t *data = pattern(LEN, 13), *want = expected(data, kinds17);
+    const char *d = "# Disk DescriptorFile\nversion=1\nCID=22222222\n"
+                    "parentCID=12345678\ncreateType=\"monolithicSparse\"\n"
+                    "parentFileNameHint=\"\"\n";
+    struct img im = build(data, LEN, kinds17, d, 0, 0);
+    struct run r;
+    run_dd(&r, im.p, im.len, all, NULL, 0);
+    expect_bytes(&r, want, LEN);
+    cr_expect_eq(r.m.open_handles, 0);
+    ct_mem_free(&r.m);
+    free(im.p);
+    free(want);
+    free(data);
+}
+
+/* Sparse extents of 16 grain tables each (4 grains of 4 KiB per table). */
+#define WIDE_LEN (16 * GTES * GRAIN * SEC)
+#define WIDE_FILES 20
+
+Test(vmdk, table_cache_is_shared_and_evicts_across_extents)
+{
+    /* 20 files of 16 tables (plus a directory page) each, listed twice:
+     * 340 tables cycle through the cache's 256 slots, so the second
+     * round reads every table again after it was evicted */
+    static char names[WIDE_FILES][8];
+    struct ct_mem_file f[WIDE_FILES];
+    uint8_t *data[WIDE_FILES];
+    struct img im[WIDE_FILES];
+    char *d = malloc(4096);
+    size_t len = (size_t)sprintf(d, "version=1\nCID=1\nparentCID=ffffffff\n"
+                                    "createType=\"twoGbMaxExtentSparse\"\n");
+    uint8_t *want = malloc(2 * WIDE_FILES * (size_t)WIDE_LEN);
+    struct run r;
+
+    for (int i = 0; i < WIDE_FILES; i++) {
+        sprintf(names[i], "s%02d", i);
+        data[i] = pattern(WIDE_LEN, 20 + (unsigned)i);
+        im[i] = build(data[i], WIDE_LEN, NULL, "", 0, 0);
+        f[i] = (struct ct_mem_file){names[i], im[i].p, im[i].len};
+        memcpy(want + (size_t)i * WIDE_LEN, data[i], WIDE_LEN);
+        memcpy(want + (size_t)(WIDE_FILES + i) * WIDE_LEN, data[i],
+               WIDE_LEN);
+    }
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < WIDE_FILES; i++)
+            len += (size_t)sprintf(d + len, "RW 1 SPARSE \"%s\"\n", names[i]);
+    /* a small I/O area: the cache does not grow with the extents */
+    run_dd_lim(&r, (const uint8_t *)d, len, all, f, WIDE_FILES,
+               (struct limits){0, 2 << 20});
+    expect_bytes(&r, want, 2 * WIDE_FILES * (size_t)WIDE_LEN);
+    ct_mem_free(&r.m);
+    /* a window crossing from the last extent of round one into the first
+     * of round two, unaligned */
+    run_dd_lim(&r, (const uint8_t *)d, len,
+               (struct window_args){1000, 5263, 5237, 1, 1}, f, WIDE_FILES,
+               (struct limits){0, 2 << 20});
+    expect_window(&r, want + 5237000, 26000);
+    ct_mem_free(&r.m);
+    for (int i = 0; i < WIDE_FILES; i++) {
+        free(im[i].p);
+        free(data[i]);
+    }
+    free(want);
+    free(d);
+}
+
+/* Every name a descriptor lists is a file of its own holding the same
+ * sparse extent: the most extents a run can hold. */
+struct many {
+    const uint8_t *desc, *ext;
+    size_t desc_len, ext_len;
+    uint32_t handles;
+};
+
+static int many_file(struct many *m, uint32_t h, const uint8_t **p,
+                     size_t *n)
+{
+    *p = NULL;
+    *n = 0;
+    if (h > m->handles)
+        return CT_EBADH;
+    *p = h ? m->ext : m->desc;
+    *n = h ? m->ext_len : m->desc_len;
+    return CT_OK;
+}
+
+static int many_size(void *ctx, uint32_t h, uint64_t *size)
+{
+    const uint8_t *p;
+    size_t n;
+    int ret = many_file(ctx, h, &p, &n);
+    *size = n;
+    return ret;
+}
+
+static int many_read(void *ctx, uint32_t h, uint64_t off, void *buf,
+                     uint64_t len, uint64_t *nread)
+{
+    const uint8_t *p;
+    size_t n;
+    int ret = many_file(ctx, h, &p, &n);
+    *nread = off < n ? (n - off < len ? n - off : len) : 0;
+    if (*nread)
+        memcpy(buf, p + off, (size_t)*nread);
+    return ret;
+}
+
+static int many_open(void *ctx, uint32_t parent, const char *name,
+                     uint32_t name_len, uint32_t *h)
+{
+    struct many *m = ctx;
+    (void)parent, (void)name, (void)name_len;
+    *h = ++m->handles;
+    return CT_OK;
+}
+
+Test(vmdk, most_extents_fit_the_guest_memory)
+{
+    /* LIMIT_VMDK_EXTENTS lines in a descriptor qemu reads whole: the
+     * shortest distinct names (1 and 2 bytes, any but NUL, CR, LF and
+     * quote) give 63756 files, the rest repeat one; "1SPARSE" needs no
+     * space, as for qemu's sscanf. Opened in the guest's
+     * own heap and in its I/O area less the engine's chunk. */
+    size_t cap = LIMIT_VMDK_DESCRIPTOR_BYTES, len = 0;
+    char *d = malloc(LIMIT_VMDK_EXTENTS * 16u + 128), alpha[256];
+    unsigned na = 0, lines = 0, files = 0;
+    uint8_t *data = pattern(4 * GRAIN * SEC, 30);
+    struct img im = build(data, 4 * GRAIN * SEC, NULL, "", 0, 0);
+    struct many m = {(const uint8_t *)d, im.p, 0, im.len, 0};
+    struct ct_ops ops = {&m, many_size, many_read, NULL, NULL, NULL,
+                         many_open};
+    struct g_error err = {0};
+    uint8_t *hm = calloc(1, CT_HEAP_SIZE), *iom = calloc(1, CT_IO_SIZE);
+    struct arena heap, io;
+    struct fmt_env env = {&ops, &err, &heap, &io, NULL, 0};
+    struct fmt_reader *r;
+    uint64_t ext = 4 * GRAIN * SEC;
+
+    for (unsigned c = 1; c < 256; c++)
+        if (c != '\n' && c != '\r' && c != '"')
+            alpha[na++] = (char)c;
+    len += (size_t)sprintf(d, "version=1\nCID=1\nparentCID=ffffffff\n"
+                              "createType=\"twoGbMaxExtentSparse\"\n");
+    for (unsigned i = 0; i < na && lines < LIMIT_VMDK_EXTENTS; i++, lines++)
+        len += (size_t)sprintf(d + len, "RW 1SPARSE \"%c\"\n", alpha[i]);
+    for (unsigned i = 0; i < na * na && lines < LIMIT_VMDK_EXTENTS;
+         i++, lines++)
+        len += (size_t)sprintf(d + len, "RW 1SPARSE \"%c%c\"\n",
+                               alpha[i / na], alpha[i % na]);
+    files = lines;
+    for (; lines < LIMIT_VMDK_EXTENTS; lines++)
+        len += (size_t)sprintf(d + len, "RW 1SPARSE \"%c\"\n", alpha[0]);
+    cr_assert_leq(len, cap);
+    m.desc_len = len;
+    arena_init(&heap, hm, CT_HEAP_SIZE);
+    arena_init(&io, iom, CT_IO_SIZE - ENGINE_CHUNK_MAX);
+    cr_assert_eq(fmt_open(&env, CT_HANDLE_INPUT, CT_FMT_VMDK, 0, &r), G_OK,
+                 "%s", err.msg);
+    cr_expect_eq(m.handles, files);
+    cr_expect_eq(r->vsize, (uint64_t)LIMIT_VMDK_EXTENTS * ext);
+    cr_log_info("%u extents, %u files: heap %llu of %llu bytes, I/O %llu "
+                "(descriptor %zu)",
+                lines, files, (unsigned long long)heap.used,
+                (unsigned long long)CT_HEAP_SIZE,
+                (unsigned long long)io.used, len);
+    cr_expect_leq(heap.used, 12u << 20, "heap %llu",
+                  (unsigned long long)heap.used);
+    cr_expect_leq(io.used, 2u << 20, "I/O %llu", (unsigned long long)io.used);
+    /* reads across an extent boundary and at the very end */
+    uint8_t *buf = arena_alloc(&io, 2 * ext, 512);
+    cr_assert(buf);
+    cr_assert_eq(r->read(r, 40000 * ext + ext / 2, buf, ext), G_OK, "%s",
+                 err.msg);
+    cr_expect_eq(memcmp(buf, data + ext / 2, ext / 2), 0);
+    cr_expect_eq(memcmp(buf + ext / 2, data, ext / 2), 0);
+    cr_assert_eq(r->read(r, r->vsize - ext, buf, ext), G_OK, "%s", err.msg);
+    cr_expect_eq(memcmp(buf, data, ext), 0);
+    free(hm);
+    free(iom);
+    free(im.p);
+    free(data);
+    free(d);
 }
