@@ -772,12 +772,14 @@ Test(vmdk, most_extents_fit_the_guest_memory)
     uint8_t *data = pattern(4 * GRAIN * SEC, 30);
     struct img im = build(data, 4 * GRAIN * SEC, NULL, "", 0, 0);
     struct many m = {(const uint8_t *)d, im.p, 0, im.len, 0};
-    struct ct_ops ops = {&m, many_size, many_read, NULL, NULL, NULL,
-                         many_open};
+    struct ct_ops ops = {.ctx = &m,
+                         .size = many_size,
+                         .read = many_read,
+                         .open_backing = many_open};
     struct g_error err = {0};
     uint8_t *hm = calloc(1, CT_HEAP_SIZE), *iom = calloc(1, CT_IO_SIZE);
     struct arena heap, io;
-    struct fmt_env env = {&ops, &err, &heap, &io, NULL, 0};
+    struct fmt_env env = {&ops, &err, &heap, &io, NULL, 0, NULL};
     struct fmt_reader *r;
     uint64_t ext = 4 * GRAIN * SEC;
 
