@@ -652,6 +652,7 @@ int fmt_vhdx_open(const struct fmt_env *env, uint32_t handle,
     r->vsize = v->vsize;
     r->file_size = v->file_size;
     r->read = vhdx_read;
+    r->extent = vhdx_extent;
     r->priv = v;
     return G_OK;
 }

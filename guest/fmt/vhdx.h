@@ -81,5 +81,8 @@ int vhdx_map_init(const struct fmt_env *env, struct vhdx *v);
 
 /* The reader's read(): see struct fmt_reader. */
 int vhdx_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len);
+/* The reader's extent(). */
+int vhdx_extent(struct fmt_reader *r, uint64_t off, uint64_t len,
+                struct fmt_extent *e);
 
 #endif

@@ -137,6 +137,18 @@ static bool bit(const uint8_t *map, uint64_t i)
     return (map[i >> 3] >> (i & 7)) & 1;
 }
 
+/* The end of the run of sectors from byte `in` (< end) of the cached
+ * bitmap's block that are all present here, or all absent (*here). */
+static uint64_t sector_run(const struct vhdx *v, uint64_t in, uint64_t end,
+                           bool *here)
+{
+    uint64_t stop = ((in >> v->lss_bits) + 1) << v->lss_bits;
+    *here = bit(v->bitmap, in >> v->lss_bits);
+    while (stop < end && bit(v->bitmap, stop >> v->lss_bits) == *here)
+        stop += v->lss;
+    return stop < end ? stop : end;
+}
+
 /* Bytes [in, in + n) of partially present block blk (data at foff): runs
  * of sectors present here are read from the file, the rest from the
  * parent. */
@@ -148,13 +160,8 @@ static int read_partial(struct fmt_reader *r, struct vhdx *v, uint64_t blk,
     int ret = load_bitmap(r, v, blk);
 
     while (ret == G_OK && in < end) {
-        uint64_t s = in >> v->lss_bits;
-        bool here = bit(v->bitmap, s);
-        uint64_t stop = (s + 1) << v->lss_bits;
-        while (stop < end && bit(v->bitmap, stop >> v->lss_bits) == here)
-            stop += v->lss;
-        if (stop > end)
-            stop = end;
+        bool here;
+        uint64_t stop = sector_run(v, in, end, &here);
         if (here)
             ret = fmt_pread(r->env, r->handle, foff + in, out, stop - in,
                             "vhdx", "payload block");
@@ -182,21 +189,24 @@ static int flush(struct fmt_reader *r, struct run *run)
     return ret;
 }
 
-/* One piece of a read that stays inside payload block blk. */
-static int read_piece(struct fmt_reader *r, struct vhdx *v, struct run *run,
-                      uint64_t pos, uint8_t *out, uint64_t n)
+/* Where a piece inside payload block blk lives. */
+enum where { IN_FILE, IN_FILE_PARTIAL, IN_PARENT, ZEROS };
+
+/* Looks up the block of virtual offset pos: where it is, and (in the
+ * file) the block's file offset. */
+static int locate(struct fmt_reader *r, struct vhdx *v, uint64_t pos,
+                  enum where *where, uint64_t *foff)
 {
     uint64_t blk = pos >> v->block_bits;
-    uint64_t in = pos & (v->block_size - 1);
     uint64_t idx = blk + blk / v->chunk_ratio;
-    uint64_t e, foff, used;
+    uint64_t e, used;
     unsigned state;
     int ret = bat_entry(r, v, idx, &e);
 
     if (ret != G_OK)
         return ret;
     state = (unsigned)(e & 7);
-    foff = (e >> 20) << 20;
+    *foff = (e >> 20) << 20;
     switch (state) {
     case VHDX_PAYLOAD_FULLY_PRESENT:
     case VHDX_PAYLOAD_PARTIALLY_PRESENT:
@@ -206,14 +216,47 @@ static int read_piece(struct fmt_reader *r, struct vhdx *v, struct run *run,
         used = v->vsize - (blk << v->block_bits);
         if (used > v->block_size)
             used = v->block_size;
-        if ((ret = check_block(r, v, idx, foff, used, "payload block")) !=
+        if ((ret = check_block(r, v, idx, *foff, used, "payload block")) !=
             G_OK)
             return ret;
-        if (state == VHDX_PAYLOAD_PARTIALLY_PRESENT) {
-            if ((ret = flush(r, run)) != G_OK)
-                return ret;
-            return read_partial(r, v, blk, foff, in, out, n);
-        }
+        *where = state == VHDX_PAYLOAD_FULLY_PRESENT ? IN_FILE
+                                                     : IN_FILE_PARTIAL;
+        return G_OK;
+    case VHDX_PAYLOAD_NOT_PRESENT:
+        *where = IN_PARENT;
+        return G_OK;
+    case VHDX_PAYLOAD_UNDEFINED:
+    case VHDX_PAYLOAD_ZERO:
+    case VHDX_PAYLOAD_UNMAPPED:
+    case VHDX_PAYLOAD_UNMAPPED_V095:
+        /* Zeros, also in a differencing image: the spec lets undefined and
+         * unmapped blocks read as zeros, and zero blocks are zeros. */
+        *where = ZEROS;
+        return G_OK;
+    default:
+        break;
+    }
+    return g_fail(r->env->err, G_ECORRUPT,
+                  "vhdx: BAT entry %llu state %u is invalid for block %llu",
+                  (unsigned long long)idx, state, (unsigned long long)blk);
+}
+
+/* One piece of a read that stays inside payload block blk. */
+static int read_piece(struct fmt_reader *r, struct vhdx *v, struct run *run,
+                      uint64_t pos, uint8_t *out, uint64_t n)
+{
+    uint64_t in = pos & (v->block_size - 1), foff;
+    enum where where;
+    int ret = locate(r, v, pos, &where, &foff);
+
+    if (ret != G_OK)
+        return ret;
+    switch (where) {
+    case IN_FILE_PARTIAL:
+        if ((ret = flush(r, run)) != G_OK)
+            return ret;
+        return read_partial(r, v, pos >> v->block_bits, foff, in, out, n);
+    case IN_FILE:
         if (run->len && run->foff + run->len == foff + in &&
             run->dst + run->len == out) {
             run->len += n;
@@ -223,22 +266,23 @@ static int read_piece(struct fmt_reader *r, struct vhdx *v, struct run *run,
             return ret;
         *run = (struct run){foff + in, n, out};
         return G_OK;
-    case VHDX_PAYLOAD_NOT_PRESENT:
+    case IN_PARENT:
         return parent_read(v, pos, out, n);
-    case VHDX_PAYLOAD_UNDEFINED:
-    case VHDX_PAYLOAD_ZERO:
-    case VHDX_PAYLOAD_UNMAPPED:
-    case VHDX_PAYLOAD_UNMAPPED_V095:
-        /* Zeros, also in a differencing image: the spec lets undefined and
-         * unmapped blocks read as zeros, and zero blocks are zeros. */
-        memset(out, 0, (size_t)n);
-        return G_OK;
-    default:
+    case ZEROS:
         break;
     }
-    return g_fail(r->env->err, G_ECORRUPT,
-                  "vhdx: BAT entry %llu state %u is invalid for block %llu",
-                  (unsigned long long)idx, state, (unsigned long long)blk);
+    memset(out, 0, (size_t)n);
+    return G_OK;
+}
+
+/* Bytes from off (< vsize) to the end of its block, within len and the
+ * disk. */
+static uint64_t block_piece(const struct vhdx *v, uint64_t off, uint64_t len)
+{
+    uint64_t n = v->block_size - (off & (v->block_size - 1));
+    if (n > len)
+        n = len;
+    return n < v->vsize - off ? n : v->vsize - off;
 }
 
 int vhdx_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len)
@@ -249,17 +293,12 @@ int vhdx_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len)
     int ret = G_OK;
 
     while (len && ret == G_OK) {
-        uint64_t n, in;
+        uint64_t n;
         if (off >= v->vsize) {
             memset(out, 0, (size_t)len);
             break;
         }
-        in = off & (v->block_size - 1);
-        n = v->block_size - in;
-        if (n > len)
-            n = len;
-        if (n > v->vsize - off)
-            n = v->vsize - off;
+        n = block_piece(v, off, len);
         ret = read_piece(r, v, &run, off, out, n);
         off += n;
         out += n;
@@ -268,4 +307,42 @@ int vhdx_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len)
     if (ret == G_OK)
         ret = flush(r, &run);
     return ret;
+}
+
+/* Block status: a fully present block is plain bytes of this file; a
+ * partially present one runs of sectors here (plain) or in the parent;
+ * not present: the parent's; zero, undefined, unmapped: zeros. */
+int vhdx_extent(struct fmt_reader *r, uint64_t off, uint64_t len,
+                struct fmt_extent *e)
+{
+    struct vhdx *v = r->priv;
+    uint64_t in, n, foff;
+    enum where where;
+    int ret;
+
+    if (off >= v->vsize) {
+        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, len};
+        return G_OK;
+    }
+    in = off & (v->block_size - 1);
+    n = block_piece(v, off, len);
+    if ((ret = locate(r, v, off, &where, &foff)) != G_OK)
+        return ret;
+    if (where == IN_FILE_PARTIAL) {
+        bool here;
+        if ((ret = load_bitmap(r, v, off >> v->block_bits)) != G_OK)
+            return ret;
+        n = sector_run(v, in, in + n, &here) - in;
+        where = here ? IN_FILE : IN_PARENT;
+    }
+    switch (where) {
+    case IN_FILE:
+        *e = (struct fmt_extent){FMT_EXTENT_PLAIN, r->handle, foff + in, n};
+        return G_OK;
+    case IN_PARENT:
+        return fmt_extent_of(v->parent, off, n, e);
+    default:
+        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, n};
+        return G_OK;
+    }
 }

@@ -443,6 +443,18 @@ static int open_parent(struct vmdk_state *st, struct fmt_reader *r,
     return G_OK;
 }
 
+/* qemu reads a parent only when its CID matches the child's parentCID. */
+static int check_parent_cid(const struct vmdk_state *st)
+{
+    if (st->parent && !st->parent_cid_ok)
+        return g_fail(st->env->err, G_ECORRUPT,
+                      "vmdk: parentCID %x does not match the parent's CID "
+                      "%x",
+                      (unsigned)st->parent_cid,
+                      (unsigned)st->parent_real_cid);
+    return G_OK;
+}
+
 static int hole(struct vmdk_state *st, uint64_t ext_start, uint64_t voff,
                 uint8_t *buf, uint64_t n)
 {
@@ -451,12 +463,8 @@ static int hole(struct vmdk_state *st, uint64_t ext_start, uint64_t voff,
     int ret;
 
     if (p) {
-        if (!st->parent_cid_ok)
-            return g_fail(st->env->err, G_ECORRUPT,
-                          "vmdk: parentCID %x does not match the parent's "
-                          "CID %x",
-                          (unsigned)st->parent_cid,
-                          (unsigned)st->parent_real_cid);
+        if ((ret = check_parent_cid(st)) != G_OK)
+            return ret;
         if (vo < p->vsize)
             pn = p->vsize - vo < n ? p->vsize - vo : n;
         if (pn && (ret = p->read(p, vo, buf, pn)) < 0)
@@ -520,6 +528,43 @@ static int vmdk_read(struct fmt_reader *r, uint64_t off, void *vbuf,
             return ret;
         off += n;
     }
+    return G_OK;
+}
+
+/* Block status: flat extents are plain (zeros past their file's end),
+ * sparse ones say per grain run; what is not in this image is the
+ * parent's. */
+static int vmdk_extent(struct fmt_reader *r, uint64_t off, uint64_t len,
+                       struct fmt_extent *e)
+{
+    struct vmdk_state *st = r->priv;
+    bool unallocated = false;
+    int ret;
+
+    if (off >= r->vsize) {
+        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, len};
+        return G_OK;
+    }
+    const struct vmdk_extent *x = &st->ext[extent_at(st, off)];
+    uint64_t rel = off - x->start;
+    uint64_t n = x->len - rel < len ? x->len - rel : len;
+    if (x->kind == EXT_SPARSE) {
+        if ((ret = vmdk_sparse_extent(x->sp, st->sh, rel, n, e,
+                                      &unallocated)) != G_OK)
+            return ret;
+        if (!unallocated || !st->parent)
+            return G_OK;
+        if ((ret = check_parent_cid(st)) != G_OK)
+            return ret;
+        return fmt_extent_of(st->parent, off, e->len, e);
+    }
+    uint64_t fo;
+    if (__builtin_add_overflow(x->flat_off, rel, &fo) || fo >= x->file_size)
+        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, n};
+    else
+        *e = (struct fmt_extent){FMT_EXTENT_PLAIN, x->handle, fo,
+                                 x->file_size - fo < n ? x->file_size - fo
+                                                       : n};
     return G_OK;
 }
 
@@ -615,6 +660,7 @@ int fmt_vmdk_open(const struct fmt_env *env, uint32_t handle,
     r->name = VMDK_NAME;
     r->priv = st;
     r->read = vmdk_read;
+    r->extent = vmdk_extent;
     ret = env->ops->size(env->ops->ctx, handle, &r->file_size);
     if (ret != CT_OK)
         return g_fail(env->err, G_EIO, "vmdk: cannot get the image size: %s",

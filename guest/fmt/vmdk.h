@@ -98,4 +98,10 @@ int vmdk_sparse_read(struct vmdk_sparse *sp, struct vmdk_shared *sh,
                      vmdk_hole_fn hole, struct vmdk_state *st,
                      uint64_t ext_start);
 
+/* Block status of [off, off + len) of the extent (within capacity);
+ * *unallocated: the run is not in this image (the parent's, or zeros). */
+int vmdk_sparse_extent(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                       uint64_t off, uint64_t len, struct fmt_extent *e,
+                       bool *unallocated);
+
 #endif

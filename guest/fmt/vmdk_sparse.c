@@ -375,6 +375,37 @@ static int read_compressed(struct vmdk_sparse *sp, struct vmdk_shared *sh,
     return G_OK;
 }
 
+/* The run of grains from `pos` (< end) that read alike: one compressed
+ * grain, or grains of one kind (for data, contiguous in the file). *foff
+ * is the file offset of the first grain's data. */
+static int grain_run(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                     uint64_t pos, uint64_t end, int *kind, uint64_t *foff,
+                     uint64_t *run)
+{
+    const uint64_t gb = sp->grain_bytes;
+    uint64_t g = pos / gb, in = pos - g * gb;
+    int ret;
+
+    *foff = 0;
+    if ((ret = lookup(sp, sh, g, kind, foff)) < 0)
+        return ret;
+    *run = gb - in < end - pos ? gb - in : end - pos;
+    if (*kind == VMDK_GRAIN_DATA && sp->compressed)
+        return G_OK;
+    while (pos + *run < end) {
+        uint64_t g2 = (pos + *run) / gb, f2 = 0, step;
+        int k2;
+        if ((ret = lookup(sp, sh, g2, &k2, &f2)) < 0)
+            return ret;
+        if (k2 != *kind ||
+            (*kind == VMDK_GRAIN_DATA && f2 != *foff + (g2 - g) * gb))
+            break;
+        step = end - (pos + *run);
+        *run += step < gb ? step : gb;
+    }
+    return G_OK;
+}
+
 int vmdk_sparse_read(struct vmdk_sparse *sp, struct vmdk_shared *sh,
                      uint64_t off, uint8_t *buf, uint64_t len,
                      vmdk_hole_fn hole, struct vmdk_state *st,
@@ -385,34 +416,14 @@ int vmdk_sparse_read(struct vmdk_sparse *sp, struct vmdk_shared *sh,
     int ret;
 
     while (pos < end) {
-        uint64_t g = pos / gb, in = pos - g * gb, foff = 0, run;
+        uint64_t g = pos / gb, in = pos - g * gb, foff, run;
         int kind;
-        if ((ret = lookup(sp, sh, g, &kind, &foff)) < 0)
+        if ((ret = grain_run(sp, sh, pos, end, &kind, &foff, &run)) < 0)
             return ret;
-        run = gb - in < end - pos ? gb - in : end - pos;
-        if (kind == VMDK_GRAIN_DATA && sp->compressed) {
-            ret = read_compressed(sp, sh, g, foff, in, buf + (pos - off),
-                                  run);
-            if (ret < 0)
-                return ret;
-            pos += run;
-            continue;
-        }
-        /* coalesce following grains of the same kind (and, for data,
-         * contiguous in the file) into one run */
-        while (pos + run < end) {
-            uint64_t g2 = (pos + run) / gb, f2 = 0, step;
-            int k2;
-            if ((ret = lookup(sp, sh, g2, &k2, &f2)) < 0)
-                return ret;
-            if (k2 != kind ||
-                (kind == VMDK_GRAIN_DATA && f2 != foff + (g2 - g) * gb))
-                break;
-            step = end - (pos + run);
-            run += step < gb ? step : gb;
-        }
         uint8_t *dst = buf + (pos - off);
-        if (kind == VMDK_GRAIN_DATA)
+        if (kind == VMDK_GRAIN_DATA && sp->compressed)
+            ret = read_compressed(sp, sh, g, foff, in, dst, run);
+        else if (kind == VMDK_GRAIN_DATA)
             ret = fmt_pread(sp->env, sp->handle, foff + in, dst, run,
                             VMDK_NAME, "grain data");
         else if (kind == VMDK_GRAIN_ZERO)
@@ -422,6 +433,41 @@ int vmdk_sparse_read(struct vmdk_sparse *sp, struct vmdk_shared *sh,
         if (ret < 0)
             return ret;
         pos += run;
+    }
+    return G_OK;
+}
+
+/* Block status of [off, off + len) of the extent (within capacity): a run
+ * of uncompressed grains contiguous in the file is plain, a compressed
+ * grain data, zeroed grains zeros; unallocated grains say so through
+ * *unallocated (the caller asks the parent). */
+int vmdk_sparse_extent(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                       uint64_t off, uint64_t len, struct fmt_extent *e,
+                       bool *unallocated)
+{
+    uint64_t in = off % sp->grain_bytes, foff, run, end;
+    int kind, ret;
+
+    *unallocated = false;
+    if ((ret = grain_run(sp, sh, off, off + len, &kind, &foff, &run)) < 0)
+        return ret;
+    if (kind == VMDK_GRAIN_DATA && sp->compressed) {
+        *e = (struct fmt_extent){FMT_EXTENT_DATA, 0, 0, run};
+    } else if (kind == VMDK_GRAIN_DATA) {
+        /* The read path refuses grain data past EOF: so does this one,
+         * with its message (the host would stop a copy past EOF). */
+        if (__builtin_add_overflow(foff + in, run, &end) ||
+            end > sp->file_size)
+            return g_fail(sp->env->err, G_ECORRUPT,
+                          "%s: grain data at offset %llu (%llu bytes) is "
+                          "past the end of the file",
+                          VMDK_NAME, (unsigned long long)(foff + in),
+                          (unsigned long long)run);
+        *e = (struct fmt_extent){FMT_EXTENT_PLAIN, sp->handle, foff + in,
+                                 run};
+    } else {
+        *unallocated = kind == VMDK_GRAIN_UNALLOCATED;
+        *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, run};
     }
     return G_OK;
 }

@@ -48,7 +48,7 @@ static int m_read(void *ctx, uint32_t handle, uint64_t off, void *buf,
         return CT_EBADH;
     if (len > CT_IO_MAX_LEN)
         return CT_ERANGE;
-    if (m->fail_read_at && (int)++m->reads == m->fail_read_at)
+    if ((int)++m->reads == m->fail_read_at)
         return CT_EIO;
     *nread = 0;
     if (off < dlen) {

@@ -1,6 +1,7 @@
 #include "extent_check.h"
 
 #include <criterion/criterion.h>
+#include <string.h>
 
 unsigned extent_check(struct fmt_reader *r, struct ct_mem *m, uint8_t *buf,
                       uint64_t buflen, uint64_t off, uint64_t len)
@@ -47,4 +48,15 @@ unsigned extent_check(struct fmt_reader *r, struct ct_mem *m, uint8_t *buf,
         len -= e.len;
     }
     return plain;
+}
+
+void expect_same_dd(int ret_a, const char *msg_a, const struct ct_mem *a,
+                    int ret_b, const char *msg_b, const struct ct_mem *b)
+{
+    cr_assert_eq(ret_b, ret_a, "guest path: %s; kernel path: %s", msg_b,
+                 msg_a);
+    cr_assert_str_eq(msg_b, msg_a);
+    cr_assert_eq(b->out_len, a->out_len);
+    cr_assert(!a->out_len || !memcmp(a->out, b->out, a->out_len),
+              "the two paths wrote other bytes");
 }

@@ -18,4 +18,9 @@
 unsigned extent_check(struct fmt_reader *r, struct ct_mem *m, uint8_t *buf,
                       uint64_t buflen, uint64_t off, uint64_t len);
 
+/* Two dd runs of the same case, one through the host's copies and one
+ * through the guest's own path, must agree: result, message, bytes. */
+void expect_same_dd(int ret_a, const char *msg_a, const struct ct_mem *a,
+                    int ret_b, const char *msg_b, const struct ct_mem *b);
+
 #endif
