@@ -19,6 +19,7 @@
 
 #include "fmt.h"
 #include "inflate.h"
+#include "zbatch.h"
 
 #define QCOW2_MAGIC 0x514649fbu /* "QFI\xfb" */
 
@@ -61,25 +62,6 @@ struct qcow2_l2_slot {
     uint8_t *p;      /* l2_slot_bytes, I/O area */
 };
 
-/* Compressed clusters are stored back to back; reading them in windows of
- * this size costs one host call per window instead of one per cluster. */
-#define QCOW2_ZRA (1u << 20)
-
-/* Whole compressed clusters queued for inflating in parallel: the batch is
- * flushed when full, before the read-ahead window moves, and before a read
- * returns. */
-#define QCOW2_ZBATCH 256u
-
-struct qcow2_zjob {
-    const uint8_t *src; /* inside the read-ahead window */
-    uint8_t *dst;       /* a whole cluster of the caller's buffer */
-    uint64_t csize;
-    uint64_t cluster_size; /* of the image the cluster belongs to */
-    uint64_t host;      /* for messages */
-    int ret;
-    struct fmt_inflate_status st;
-};
-
 /*
  * The buffers of the read path, shared by every qcow2 reader of a chain
  * (struct fmt_chain). Sharing is safe because a chain's readers run one
@@ -103,20 +85,9 @@ struct qcow2_chain {
     uint64_t l2_slot_bytes;   /* the largest window of the chain */
     uint64_t clock;
 
-    /* Compressed clusters: set up at the first one met, sized for the
-     * largest cluster in the chain. */
-    struct fmt_inflate *zw[PAR_WORKERS_MAX]; /* one per vCPU */
-    struct qcow2_zjob *zjobs; /* QCOW2_ZBATCH */
-    uint32_t njobs;
-    uint8_t *zin;  /* read-ahead window of compressed data */
-    uint64_t zin_cap;
-    uint32_t zin_handle;
-    uint64_t zin_off, zin_len; /* file range zin holds; len 0 = empty */
-    uint8_t *zout; /* zout_cap bytes: the last partly read cluster */
-    uint64_t zout_cap;
-    uint32_t zout_handle;
-    uint64_t zout_desc;
-    bool zout_valid;
+    /* Compressed clusters of every image: read in windows, inflated in
+     * batches on every vCPU (zbatch.h). */
+    struct zbatch zb;
 };
 
 struct qcow2 {

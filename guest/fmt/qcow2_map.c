@@ -39,6 +39,8 @@ static struct qcow2_chain *chain_of(const struct fmt_env *env)
     if (!ch)
         return NULL;
     ch->env = env;
+    zbatch_init(&ch->zb, env, "qcow2", "compressed cluster", FMT_INFLATE_RAW,
+                true, true);
     if (env->chain)
         env->chain->qcow2 = ch;
     return ch;
@@ -382,158 +384,55 @@ static int read_data(struct qcow2 *q, uint64_t host, uint8_t *buf,
     return G_OK;
 }
 
-/* Whether the read-ahead window holds all compressed bytes of p. */
-static bool zin_holds(const struct qcow2 *q, const struct piece *p)
-{
-    const struct qcow2_chain *ch = q->ch;
-    return ch->zin_len && ch->zin_handle == q->handle &&
-           p->host >= ch->zin_off && p->host - ch->zin_off <= ch->zin_len &&
-           p->csize <= ch->zin_len - (p->host - ch->zin_off);
-}
-
-/* The compressed bytes of p, from the read-ahead window (refilled from
- * p->host when p is not inside it). Bytes past EOF read as zeros. */
-static int compressed_bytes(struct qcow2 *q, const struct piece *p,
-                            const uint8_t **src)
-{
-    struct qcow2_chain *ch = q->ch;
-    uint64_t got = 0;
-    int ret;
-
-    if (zin_holds(q, p)) {
-        *src = ch->zin + (p->host - ch->zin_off);
-        return G_OK;
-    }
-    /* csize <= 2 * cluster_size <= zin_cap (set up in zsetup). */
-    ch->zin_len = 0; /* empty until the read succeeds */
-    ret = fmt_pread_partial(q->env, q->handle, p->host, ch->zin,
-                            ch->zin_cap, &got, "qcow2");
-    if (ret != G_OK)
-        return ret;
-    if (got < p->csize) /* the last sectors may extend past EOF */
-        memset(ch->zin + got, 0, (size_t)(p->csize - got));
-    ch->zin_handle = q->handle;
-    ch->zin_off = p->host;
-    ch->zin_len = got > p->csize ? got : p->csize;
-    *src = ch->zin;
-    return G_OK;
-}
-
-/* The chain's buffers and inflaters (one per vCPU), set up at the first
- * compressed cluster, for the largest cluster of the chain. */
+/* The chain's batcher, set up at the first compressed cluster for the
+ * largest cluster of the chain: compressed data is at most two clusters
+ * (the spec's bound on its sector count). */
 static int zsetup(struct qcow2_chain *ch)
 {
-    const struct fmt_env *env = ch->env;
-    uint64_t cs = ch->cs_max;
-
-    if (!ch->zjobs &&
-        !(ch->zjobs = fmt_alloc(env, QCOW2_ZBATCH * sizeof *ch->zjobs,
-                                "qcow2", "decompression queue")))
-        return G_ENOMEM;
-    for (uint32_t i = 0; i < par_workers(env->par); i++)
-        if (!ch->zw[i] &&
-            !(ch->zw[i] = fmt_inflate_new(env, FMT_INFLATE_RAW, "qcow2")))
-            return G_ENOMEM;
-    if (ch->zout_cap >= cs)
-        return G_OK;
-    /* Again only for an image opened after the first compressed read.
-     * Queued jobs keep their source: arena memory is never reused. */
-    uint64_t zin_cap = 2 * cs > QCOW2_ZRA ? 2 * cs : QCOW2_ZRA;
-    uint8_t *zin = fmt_io_alloc(env, zin_cap, "qcow2", "compressed cluster");
-    uint8_t *zout = zin ? fmt_io_alloc(env, cs, "qcow2",
-                                       "decompressed cluster")
-                        : NULL;
-    if (!zout)
-        return G_ENOMEM;
-    ch->zin = zin;
-    ch->zin_cap = zin_cap;
-    ch->zin_len = 0;
-    ch->zout = zout;
-    ch->zout_cap = cs;
-    ch->zout_valid = false;
-    return G_OK;
+    return zbatch_setup(&ch->zb, ch->cs_max, 2 * ch->cs_max);
 }
 
-static void zjob_run(void *ctx, uint32_t item, uint32_t worker)
+/* The compressed bytes of p from the batcher's window; the last sectors
+ * may lie past EOF (they read as zeros, as in qemu). */
+struct zfetch {
+    struct qcow2 *q;
+    const struct piece *p;
+};
+
+static int zfetch(void *ctx, const uint8_t **src, uint64_t *csize)
 {
-    struct qcow2_chain *ch = ctx;
-    struct qcow2_zjob *j = &ch->zjobs[item];
-    j->ret = fmt_inflate_try(ch->zw[worker], j->src, (size_t)j->csize,
-                             j->dst, (size_t)j->cluster_size, true, &j->st);
-}
-
-/* Inflates the queued clusters (of any image of the chain) on every
- * vCPU, then reports the first failure in queue order, with the message
- * a serial read would give. */
-static int zflush(struct qcow2_chain *ch)
-{
-    uint32_t n = ch->njobs;
-    char what[64];
-
-    ch->njobs = 0;
-    par_run(ch->env->par, n, zjob_run, ch);
-    for (uint32_t i = 0; i < n; i++) {
-        const struct qcow2_zjob *j = &ch->zjobs[i];
-        if (j->ret != G_OK) {
-            rt_fmt(what, sizeof what, "compressed cluster at offset %llu",
-                   (unsigned long long)j->host);
-            return fmt_inflate_fail(ch->zw[0], &j->st, what);
-        }
-        if (j->st.out != j->cluster_size)
-            return g_fail(ch->env->err, G_ECORRUPT,
-                          "qcow2: compressed cluster at offset %llu "
-                          "decompresses to %llu bytes, not %llu",
-                          (unsigned long long)j->host,
-                          (unsigned long long)j->st.out,
-                          (unsigned long long)j->cluster_size);
-    }
-    return G_OK;
-}
-
-/* Queues the whole cluster p of q for inflating into dst. */
-static int zqueue(struct qcow2 *q, const struct piece *p, uint8_t *dst)
-{
-    struct qcow2_chain *ch = q->ch;
-    const uint8_t *src;
-    int ret;
-
-    if ((ret = zsetup(ch)) != G_OK)
-        return ret;
-    /* Moving the window would pull the source from under queued jobs. */
-    if (ch->njobs && !zin_holds(q, p) && (ret = zflush(ch)) != G_OK)
-        return ret;
-    if ((ret = compressed_bytes(q, p, &src)) != G_OK)
-        return ret;
-    ch->zjobs[ch->njobs++] = (struct qcow2_zjob){
-        .src = src, .dst = dst, .csize = p->csize,
-        .cluster_size = q->cluster_size, .host = p->host};
-    return ch->njobs == QCOW2_ZBATCH ? zflush(ch) : G_OK;
+    const struct zfetch *f = ctx;
+    uint64_t got;
+    *csize = f->p->csize;
+    return zbatch_bytes(&f->q->ch->zb, f->q->handle, f->p->host, f->p->csize,
+                        src, &got);
 }
 
 /* Copies [in, in + n) of the cluster p into dst: whole clusters are
- * queued for the vCPUs, parts are inflated at once into the cached
- * ch->zout (with whatever was queued before). */
+ * queued for the vCPUs, parts are inflated at once into the batcher's
+ * part buffer (with whatever was queued before). */
 static int read_compressed(struct qcow2 *q, const struct piece *p,
                            uint64_t in, uint8_t *dst, uint64_t n)
 {
-    struct qcow2_chain *ch = q->ch;
+    struct zbatch *zb = &q->ch->zb;
+    struct zfetch f = {q, p};
+    const uint8_t *src;
+    uint64_t csize;
     int ret;
-    if (in == 0 && n == q->cluster_size)
-        return zqueue(q, p, dst);
-    if ((ret = zsetup(ch)) != G_OK) /* ch->zout exists from here on */
+
+    if ((ret = zsetup(q->ch)) != G_OK)
         return ret;
-    if (!(ch->zout_valid && ch->zout_handle == q->handle &&
-          ch->zout_desc == p->host)) {
-        ch->zout_valid = false;
-        if ((ret = zqueue(q, p, ch->zout)) != G_OK ||
-            (ch->njobs && (ret = zflush(ch)) != G_OK))
+    if (in == 0 && n == q->cluster_size) {
+        if ((ret = zfetch(&f, &src, &csize)) != G_OK)
             return ret;
-        ch->zout_handle = q->handle;
-        ch->zout_desc = p->host;
-        ch->zout_valid = true;
+        return zbatch_queue(zb, src, csize, dst, q->cluster_size,
+                            q->cluster_size, p->host);
     }
-    memcpy(dst, ch->zout + in, (size_t)n);
-    return G_OK;
+    ret = zbatch_part(zb, q->handle, p->host, q->cluster_size,
+                      q->cluster_size, zfetch, &f, &src);
+    if (ret == G_OK)
+        memcpy(dst, src + in, (size_t)n);
+    return ret;
 }
 
 static bool continues(const struct piece *a, uint64_t n, const struct piece *b)
@@ -596,12 +495,12 @@ int qcow2_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len)
         if (ret != G_OK) {
             /* The caller's buffer is not ours any more; the error ends the
              * reads of the images this one backs too. */
-            q->ch->njobs = 0;
+            zbatch_drop(&q->ch->zb);
             return ret;
         }
         done += n;
     }
-    return q->ch->njobs ? zflush(q->ch) : G_OK;
+    return q->ch->zb.njobs ? zbatch_flush(&q->ch->zb) : G_OK;
 }
 
 /* Block status: runs of clusters stored as they are (plain, in the image

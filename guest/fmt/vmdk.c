@@ -640,6 +640,8 @@ static int share(struct vmdk_state *st)
     st->sh = fmt_alloc(st->env, sizeof *st->sh, VMDK_NAME, "state");
     if (!st->sh)
         return G_ENOMEM;
+    zbatch_init(&st->sh->zb, st->env, VMDK_NAME, "compressed grain",
+                FMT_INFLATE_ZLIB, false, false);
     return tcache_init(&st->sh->tables, st->env, VMDK_TABLE_SLOTS,
                        VMDK_TABLE_BYTES, VMDK_NAME, "table cache");
 }

@@ -27,6 +27,7 @@
 #include "fmt.h"
 #include "inflate.h"
 #include "tcache.h"
+#include "zbatch.h"
 
 #define VMDK_SECTOR 512u
 #define VMDK_NAME "vmdk"
@@ -41,14 +42,11 @@ struct vmdk_state;
 
 /* What every image and extent of a vmdk chain shares, so that memory does
  * not grow with the number of extents: the table cache and, set up at the
- * first compressed grain, the buffers to inflate grains. */
+ * first compressed grain, the batcher that inflates grains. */
 struct vmdk_shared {
     struct tcache tables;
-    struct fmt_inflate *z;
-    uint8_t *cbuf;               /* compressed bytes (I/O area) */
-    uint8_t *gbuf;               /* one decompressed grain (heap) */
-    const struct vmdk_sparse *gbuf_sp; /* whose grain gbuf holds */
-    uint64_t gbuf_grain;         /* which; valid when gbuf_sp is set */
+    struct zbatch zb; /* compressed grains: read in windows, inflated in
+                         batches on every vCPU */
 };
 
 /* One hosted sparse extent, parsed and validated by vmdk_sparse_open. Kept

@@ -297,82 +297,77 @@ static int lookup(struct vmdk_sparse *sp, struct vmdk_shared *sh, uint64_t g,
 #define CGRAIN_BYTES_MAX                                                    \
     ((uint64_t)LIMIT_VMDK_COMPRESSED_GRAIN_SECTORS * VMDK_SECTOR)
 
-/* One set of buffers for the chain, sized for the largest grain allowed,
- * set up at the first compressed grain read. */
-static int zsetup(struct vmdk_shared *sh, const struct fmt_env *env)
+/* Where grain g's compressed bytes are, for the batcher. */
+struct gfetch {
+    struct vmdk_sparse *sp;
+    struct zbatch *zb;
+    uint64_t off; /* file offset of the grain (its marker, if any) */
+};
+
+/* The grain's compressed bytes from the batcher's window: after its
+ * marker (streamOptimized), or up to the grain bound when there is none
+ * (the stream ends where zlib says). */
+static int gfetch(void *ctx, const uint8_t **src, uint64_t *csize)
 {
-    if (sh->z)
-        return G_OK;
-    sh->cbuf = fmt_io_alloc(env, CGRAIN_BYTES_MAX + CGRAIN_SLACK, VMDK_NAME,
-                            "compressed grain");
-    sh->gbuf = sh->cbuf ? fmt_alloc(env, CGRAIN_BYTES_MAX, VMDK_NAME,
-                                    "grain buffer")
-                        : NULL;
-    sh->z = sh->gbuf ? fmt_inflate_new(env, FMT_INFLATE_ZLIB, VMDK_NAME)
-                     : NULL;
-    return sh->z ? G_OK : G_ENOMEM;
+    const struct gfetch *f = ctx;
+    const struct vmdk_sparse *sp = f->sp;
+    uint64_t limit = sp->grain_bytes + CGRAIN_SLACK, got;
+    int ret;
+
+    if (f->off >= sp->file_size)
+        return corrupt(sp->env, "compressed grain at offset", f->off,
+                       "is past the end of the file");
+    if (!sp->markers) {
+        uint64_t want = sp->file_size - f->off < limit ? sp->file_size - f->off
+                                                       : limit;
+        *csize = want;
+        return zbatch_bytes(f->zb, sp->handle, f->off, want, src, &got);
+    }
+    if ((ret = zbatch_bytes(f->zb, sp->handle, f->off, 12, src, &got)) < 0)
+        return ret;
+    uint32_t size = got >= 12 ? get_le32(*src + 8) : 0;
+    if (got < 12 || (uint64_t)size + 12 > limit)
+        return corrupt(sp->env, "compressed grain size", size,
+                       "is larger than a grain allows");
+    if ((ret = zbatch_bytes(f->zb, sp->handle, f->off, 12 + (uint64_t)size,
+                            src, &got)) < 0)
+        return ret;
+    if (got < 12 + (uint64_t)size)
+        return corrupt(sp->env, "compressed grain at offset", f->off,
+                       "is past the end of the file");
+    *src += 12;
+    *csize = size;
+    return G_OK;
 }
 
-/* Decompresses grain g (at file offset off) and copies [in, in + n). */
+/* Grain g (at file offset off): [in, in + n) into buf. A whole grain is
+ * queued for the vCPUs; a part is inflated at once into the batcher's
+ * part buffer. */
 static int read_compressed(struct vmdk_sparse *sp, struct vmdk_shared *sh,
                            uint64_t g, uint64_t off, uint64_t in,
                            uint8_t *buf, uint64_t n)
 {
-    uint64_t need = sp->capacity - g * sp->grain_bytes, got = 0, src_len;
-    uint64_t limit = sp->grain_bytes + CGRAIN_SLACK;
+    uint64_t need = sp->capacity - g * sp->grain_bytes, csize;
+    struct gfetch f = {sp, &sh->zb, off};
     const uint8_t *src;
-    uint8_t *dst;
-    size_t out = 0;
     int ret;
 
     if (need > sp->grain_bytes)
         need = sp->grain_bytes;
-    if (sh->gbuf_sp == sp && sh->gbuf_grain == g) {
-        memcpy(buf, sh->gbuf + in, (size_t)n);
-        return G_OK;
-    }
-    if ((ret = zsetup(sh, sp->env)) < 0)
+    if ((ret = zbatch_setup(&sh->zb, sp->grain_bytes,
+                            sp->grain_bytes + CGRAIN_SLACK)) < 0)
         return ret;
-    if (off >= sp->file_size)
-        return corrupt(sp->env, "compressed grain at offset", off,
-                       "is past the end of the file");
-    src_len = sp->file_size - off < limit ? sp->file_size - off : limit;
-    if ((ret = fmt_pread_partial(sp->env, sp->handle, off, sh->cbuf, src_len,
-                                 &got, VMDK_NAME)) < 0)
-        return ret;
-    src = sh->cbuf;
-    src_len = got;
-    if (sp->markers) {
-        uint32_t size = got >= 12 ? get_le32(sh->cbuf + 8) : 0;
-        if (got < 12 || (uint64_t)size + 12 > limit)
-            return corrupt(sp->env, "compressed grain size", size,
-                           "is larger than a grain allows");
-        if ((uint64_t)size + 12 > got)
-            return corrupt(sp->env, "compressed grain at offset", off,
-                           "is past the end of the file");
-        src = sh->cbuf + 12;
-        src_len = size;
+    if (in == 0 && n == sp->grain_bytes) {
+        if ((ret = gfetch(&f, &src, &csize)) < 0)
+            return ret;
+        return zbatch_queue(&sh->zb, src, csize, buf, sp->grain_bytes, need,
+                            off);
     }
-    /* whole grains go straight into the caller's buffer */
-    dst = in == 0 && n == sp->grain_bytes ? buf : sh->gbuf;
-    sh->gbuf_sp = NULL;
-    if ((ret = fmt_inflate(sh->z, src, (size_t)src_len, dst,
-                           (size_t)sp->grain_bytes, &out, false,
-                           "compressed grain")) < 0)
-        return ret;
-    if (out < need)
-        return g_fail(sp->env->err, G_ECORRUPT,
-                      "vmdk: compressed grain at offset %llu decompresses to "
-                      "%llu bytes, expected %llu",
-                      (unsigned long long)off, (unsigned long long)out,
-                      (unsigned long long)need);
-    if (dst == sh->gbuf) {
-        memset(sh->gbuf + out, 0, (size_t)(sp->grain_bytes - out));
-        sh->gbuf_sp = sp;
-        sh->gbuf_grain = g;
-        memcpy(buf, sh->gbuf + in, (size_t)n);
-    }
-    return G_OK;
+    ret = zbatch_part(&sh->zb, sp->handle, off, sp->grain_bytes, need,
+                      gfetch, &f, &src);
+    if (ret == G_OK)
+        memcpy(buf, src + in, (size_t)n);
+    return ret;
 }
 
 /* The run of grains from `pos` (< end) that read alike: one compressed
@@ -430,11 +425,14 @@ int vmdk_sparse_read(struct vmdk_sparse *sp, struct vmdk_shared *sh,
             memset(dst, 0, (size_t)run), ret = G_OK;
         else
             ret = hole(st, ext_start, pos, dst, run);
-        if (ret < 0)
+        if (ret < 0) {
+            /* The caller's buffer is not ours any more. */
+            zbatch_drop(&sh->zb);
             return ret;
+        }
         pos += run;
     }
-    return G_OK;
+    return sh->zb.njobs ? zbatch_flush(&sh->zb) : G_OK;
 }
 
 /* Block status of [off, off + len) of the extent (within capacity): a run

@@ -464,8 +464,8 @@ Test(vmdk, compressed_garbage_and_bad_footer)
     size_t g0 = (size_t)im.overhead * SEC;
     memset(im.p + g0 + 12, 0xde, 20);
     expect_error(im.p, im.len, NULL, 0,
-                 "vmdk: compressed grain does not decompress (zlib -3: "
-                 "incorrect header check)");
+                 "vmdk: compressed grain at offset 16384 does not "
+                 "decompress (zlib -3: incorrect header check)");
     free(im.p);
     im = build(data, LEN, NULL, desc_plain, 1, 0);
     put32(im.p + g0 + 8, 1u << 30);
