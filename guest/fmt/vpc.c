@@ -6,35 +6,12 @@
 #include "vpc.h"
 #include "../rt/rt.h"
 
-/* Footer field offsets (spec: "Hard Disk Footer Format"). */
-#define FT_COOKIE 0
-#define FT_VERSION 12
-#define FT_DATA_OFFSET 16
-#define FT_CREATOR_APP 28
-#define FT_CURRENT_SIZE 48
-#define FT_CYLINDERS 56
-#define FT_HEADS 58
-#define FT_SPT 59
-#define FT_TYPE 60
-#define FT_CHECKSUM 64
-#define FT_UUID 68
-
-/* Dynamic disk header field offsets (spec: "Dynamic Disk Header Format"). */
-#define DH_COOKIE 0
-#define DH_TABLE_OFFSET 16
-#define DH_VERSION 24
-#define DH_MAX_ENTRIES 28
-#define DH_BLOCK_SIZE 32
-#define DH_CHECKSUM 36
-
 #define VPC_VERSION_MAJOR 1u
 /* CHS of the largest geometry the spec's algorithm produces: qemu takes
  * current_size instead when it sees it (the disk may be larger). */
 #define VPC_MAX_GEOMETRY (65535ull * 16 * 255)
 
-/* Spec: one's complement of the byte sum, the checksum field counted as
- * zero. */
-static uint32_t vpc_checksum(const uint8_t *p, uint32_t len, uint32_t ck_off)
+uint32_t vpc_checksum(const uint8_t *p, uint32_t len, uint32_t ck_off)
 {
     uint32_t sum = 0;
     for (uint32_t i = 0; i < len; i++)

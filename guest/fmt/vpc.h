@@ -1,7 +1,8 @@
 /*
  * vpc (VHD, Microsoft "Virtual Hard Disk Image Format Specification" 1.0):
  * state shared by vpc.c (footer, dynamic header, size, parent) and
- * vpc_map.c (BAT, sector bitmaps, the read path).
+ * vpc_map.c (BAT, sector bitmaps, the read path); vpc_write.c (the writer)
+ * shares the field offsets and the checksum.
  *
  *   fixed:        [ data ........................ ][ footer 512 ]
  *   dynamic/diff: [ footer copy 512 ][ dynamic header 1024 ][ BAT ]
@@ -22,6 +23,33 @@
 #define VPC_SECTOR 512u
 #define VPC_FOOTER_LEN 512u
 #define VPC_DYNHDR_LEN 1024u
+
+/* Footer field offsets (spec: "Hard Disk Footer Format"). */
+#define FT_COOKIE 0
+#define FT_FEATURES 8
+#define FT_VERSION 12
+#define FT_DATA_OFFSET 16
+#define FT_TIMESTAMP 24
+#define FT_CREATOR_APP 28
+#define FT_CREATOR_VERSION 32
+#define FT_CREATOR_OS 36
+#define FT_ORIGINAL_SIZE 40
+#define FT_CURRENT_SIZE 48
+#define FT_CYLINDERS 56
+#define FT_HEADS 58
+#define FT_SPT 59
+#define FT_TYPE 60
+#define FT_CHECKSUM 64
+#define FT_UUID 68
+
+/* Dynamic disk header field offsets (spec: "Dynamic Disk Header Format"). */
+#define DH_COOKIE 0
+#define DH_DATA_OFFSET 8
+#define DH_TABLE_OFFSET 16
+#define DH_VERSION 24
+#define DH_MAX_ENTRIES 28
+#define DH_BLOCK_SIZE 32
+#define DH_CHECKSUM 36
 
 /* Footer disk types (spec: "Disk Type"). */
 #define VPC_TYPE_FIXED 2u
@@ -55,6 +83,10 @@ struct vpc {
 
     struct fmt_reader *parent; /* differencing disks only */
 };
+
+/* vpc.c. Spec: one's complement of the byte sum of len bytes, the 4-byte
+ * checksum field at ck_off counted as zero (footer and dynamic header). */
+uint32_t vpc_checksum(const uint8_t *p, uint32_t len, uint32_t ck_off);
 
 /* vpc_map.c */
 int vpc_bat_entry(struct fmt_reader *r, uint32_t index, uint32_t *entry);

@@ -23,7 +23,7 @@ GiB = 1 << 30
 WRITER_DONE = {
     "qcow2": False,
     "vmdk": False,
-    "vpc": False,
+    "vpc": True,
     "vhdx": False,
 }
 FORMATS = [pytest.param(f, marks=() if done else pytest.mark.xfail(
