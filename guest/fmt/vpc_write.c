@@ -172,6 +172,15 @@ static int vpc_write(struct fmt_writer *w, uint64_t off, const void *buf,
     return G_OK;
 }
 
+/* The run of [off, off + len) inside one block, taken as written: the
+ * engine puts its bytes there itself (a host copy). */
+static int vpc_place(struct fmt_writer *w, uint64_t off, uint64_t len,
+                     uint64_t *file_off, uint64_t *n)
+{
+    *n = BLOCK - off % BLOCK < len ? BLOCK - off % BLOCK : len;
+    return vpc_map(w, off, true, file_off);
+}
+
 /* Zeros need nothing: an unallocated block reads as zeros, and the part
  * of an allocated block that gets no write is a hole. The BAT sectors
  * this skips are filled when the writer moves past them. */
@@ -280,5 +289,6 @@ int fmt_vpc_writer_open(struct fmt_writer *w)
     w->write = vpc_write;
     w->zero = vpc_zero;
     w->finish = vpc_finish;
+    w->place = vpc_place;
     return G_OK;
 }

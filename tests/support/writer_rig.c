@@ -26,6 +26,7 @@ void rig_write(struct rig *r, const uint8_t *in, size_t len,
     };
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, in, len, out_format, &a);
+    r->m.no_kernel = r->no_kernel;
     struct ct_ops ops = ct_mem_ops(&r->m);
     r->ret = dd_run(&cfg, &ops, &mem, &r->err);
     free(mem.heap);

@@ -17,6 +17,7 @@ struct rig {
     struct g_error err;
     int ret;            /* dd_run's result */
     uint8_t entropy[FMT_ENTROPY_LEN];
+    bool no_kernel;     /* set before rig_write: the guest's own path */
 };
 
 /* dd -O out_format over `in` (raw) with window args a. The writer sees

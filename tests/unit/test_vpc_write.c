@@ -471,7 +471,7 @@ Test(vpc_write, one_block_plus_a_sector)
  * 0x2006] and 6295552 bytes. */
 Test(vpc_write, dd_three_blocks)
 {
-    struct rig r;
+    struct rig r = {0};
     uint8_t *in = rig_pattern(5 * MiB + 1536, 3);
     rig_write(&r, in, 5 * MiB + 1536, (struct window_args){MiB, 0, 0, 0, 0},
               CT_FMT_VPC, NULL);
