@@ -44,11 +44,13 @@ static inline uint64_t output_div_up(uint64_t a, uint64_t b)
 #define OUTPUT_VMDK_DESC_SECTOR 1u
 #define OUTPUT_VMDK_DESC_SECTORS 20u
 #define OUTPUT_VMDK_RGD_SECTOR 21u
-/* Grain table entries are 32-bit sector numbers: grains past 2 TiB of file
- * cannot be addressed. qemu-img creates larger monolithicSparse files but
- * cannot fill them; instar refuses them up front (the metadata of a 2 TiB
- * disk takes about 256 MiB, hence the margin). */
-#define OUTPUT_VMDK_MAX_VSIZE ((2ull << 40) - (512ull << 20))
+/* Grain table entries are 32-bit sector numbers, and qemu-img 7.2 fails a
+ * write whose grain would end past sector 2^32 (2 TiB of file). It creates
+ * larger monolithicSparse files but cannot fill them; instar refuses them
+ * up front. The cap is the largest size whose last grain still fits in a
+ * dense output: 2 TiB less the metadata (overHead 525312 sectors there,
+ * 256.5 MiB). */
+#define OUTPUT_VMDK_MAX_VSIZE ((2ull << 40) - (513ull << 19))
 
 /* ---- vpc (dynamic VHD, 2 MiB blocks) --------------------------------------- */
 #define OUTPUT_VPC_BLOCK (2ull << 20)

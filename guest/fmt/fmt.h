@@ -230,6 +230,22 @@ static inline uint64_t get_le64(const uint8_t *p)
 {
     return (uint64_t)get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
 }
+/* ... and encoding, for the writers. */
+static inline void put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+    put_le16(p, (uint16_t)v);
+    put_le16(p + 2, (uint16_t)(v >> 16));
+}
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+    put_le32(p, (uint32_t)v);
+    put_le32(p + 4, (uint32_t)(v >> 32));
+}
 static inline uint16_t get_be16(const uint8_t *p)
 {
     return (uint16_t)(p[0] << 8 | p[1]);
@@ -278,5 +294,6 @@ int fmt_vhdx_open(const struct fmt_env *env, uint32_t handle,
  * opts are set by fmt_writer_open). */
 int fmt_raw_writer_open(struct fmt_writer *w);
 int fmt_vpc_writer_open(struct fmt_writer *w);
+int fmt_vmdk_writer_open(struct fmt_writer *w);
 
 #endif

@@ -1,6 +1,7 @@
 /*
- * vmdk internals shared by vmdk.c (descriptor, extents, parent, reads) and
- * vmdk_sparse.c (hosted sparse extents, "KDMV").
+ * vmdk internals shared by vmdk.c (descriptor, extents, parent, reads),
+ * vmdk_sparse.c (hosted sparse extents, "KDMV") and vmdk_write.c (the
+ * monolithicSparse writer).
  *
  * Layout of a hosted sparse extent (VMware Virtual Disk Format 1.1, 512-byte
  * sectors, little-endian):
@@ -101,5 +102,17 @@ int vmdk_sparse_read(struct vmdk_sparse *sp, struct vmdk_shared *sh,
 int vmdk_sparse_extent(struct vmdk_sparse *sp, struct vmdk_shared *sh,
                        uint64_t off, uint64_t len, struct fmt_extent *e,
                        bool *unallocated);
+
+/*
+ * The writer (vmdk_write.c): where virtual bytes [off, off + len) of the
+ * output go. *file_off is the file offset of off and *run how many bytes
+ * from off are contiguous there. With alloc, grains not yet allocated are
+ * appended at the file's end (their table entries recorded), and *run is
+ * len; without, an unallocated grain gives *file_off = 0 (it reads as
+ * zeros) and *run the unallocated bytes. Grains are allocated in virtual
+ * order, so off may not lie before the grain allocated last.
+ */
+int fmt_vmdk_writer_map(struct fmt_writer *w, uint64_t off, uint64_t len,
+                        bool alloc, uint64_t *file_off, uint64_t *run);
 
 #endif

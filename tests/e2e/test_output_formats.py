@@ -22,7 +22,7 @@ GiB = 1 << 30
 # until then its cases are strict xfails.
 WRITER_DONE = {
     "qcow2": False,
-    "vmdk": False,
+    "vmdk": True,
     "vpc": True,
     "vhdx": False,
 }

@@ -6,9 +6,9 @@
 #define RIG_HEAP (16u << 20)
 #define RIG_IO (16u << 20)
 
-void rig_write(struct rig *r, const uint8_t *in, size_t len,
-               struct window_args a, uint32_t out_format,
-               const char *out_name)
+static void write_with(struct rig *r, const uint8_t *in, size_t len,
+                       struct window_args a, uint32_t out_format,
+                       const char *out_name, bool no_kernel)
 {
     struct dd_mem mem = {calloc(1, RIG_HEAP), RIG_HEAP, calloc(1, RIG_IO),
                          RIG_IO, NULL};
@@ -26,11 +26,25 @@ void rig_write(struct rig *r, const uint8_t *in, size_t len,
     };
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, in, len, out_format, &a);
-    r->m.no_kernel = r->no_kernel;
+    r->m.no_kernel = no_kernel;
     struct ct_ops ops = ct_mem_ops(&r->m);
     r->ret = dd_run(&cfg, &ops, &mem, &r->err);
     free(mem.heap);
     free(mem.io);
+}
+
+void rig_write(struct rig *r, const uint8_t *in, size_t len,
+               struct window_args a, uint32_t out_format,
+               const char *out_name)
+{
+    write_with(r, in, len, a, out_format, out_name, false);
+}
+
+void rig_write_guest_path(struct rig *r, const uint8_t *in, size_t len,
+                          struct window_args a, uint32_t out_format,
+                          const char *out_name)
+{
+    write_with(r, in, len, a, out_format, out_name, true);
 }
 
 uint8_t *rig_read_back(const struct rig *r, uint32_t format, uint64_t *vsize,

@@ -17,7 +17,6 @@ struct rig {
     struct g_error err;
     int ret;            /* dd_run's result */
     uint8_t entropy[FMT_ENTROPY_LEN];
-    bool no_kernel;     /* set before rig_write: the guest's own path */
 };
 
 /* dd -O out_format over `in` (raw) with window args a. The writer sees
@@ -26,6 +25,11 @@ struct rig {
 void rig_write(struct rig *r, const uint8_t *in, size_t len,
                struct window_args a, uint32_t out_format,
                const char *out_name);
+/* rig_write with the host's copies refused (CT_ENOTSUP): everything goes
+ * through the guest's own read-and-write path. */
+void rig_write_guest_path(struct rig *r, const uint8_t *in, size_t len,
+                          struct window_args a, uint32_t out_format,
+                          const char *out_name);
 
 /* Reads the output of r back as `format` with the project's reader: a
  * malloc'd copy of its virtual disk (*vsize bytes), or NULL with the

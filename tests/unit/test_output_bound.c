@@ -233,3 +233,36 @@ Test(output_bound, format_size_limits)
     cr_expect_gt(output_bound(CT_FMT_VHDX, 64 * TiB), 64 * TiB);
     cr_expect_gt(output_bound(CT_FMT_VPC, 2040 * GiB), 2040 * GiB);
 }
+
+/*
+ * Grain table entries are 32-bit sector numbers, and qemu-img 7.2 fails a
+ * write whose grain would end past sector 2^32 (measured: a grain at
+ * sector 2^32 - 128 is written, one at 2^32 - 64 gets "Invalid
+ * argument"). The cap is the largest size whose last grain still fits in
+ * a dense output; one sector more does not.
+ */
+Test(output_bound, vmdk_cap_is_the_last_addressable_grain)
+{
+    const uint64_t limit = 1ull << 32;
+    struct output_vmdk_layout at = output_vmdk_layout(OUTPUT_VMDK_MAX_VSIZE);
+    struct output_vmdk_layout past =
+        output_vmdk_layout(OUTPUT_VMDK_MAX_VSIZE + 512);
+    uint64_t end_at = at.overhead + OUTPUT_VMDK_GRAIN_SECTORS * at.grains;
+    uint64_t end_past =
+        past.overhead + OUTPUT_VMDK_GRAIN_SECTORS * past.grains;
+
+    cr_expect_eq(OUTPUT_VMDK_MAX_VSIZE, 2198754295808ull);
+    cr_expect_leq(end_at, limit, "last grain ends at sector %llu",
+                  (unsigned long long)end_at);
+    cr_expect_gt(end_past, limit, "cap too low: %llu fits",
+                 (unsigned long long)end_past);
+    /* writers.md 3.1's formulas, worked out by hand for the cap. */
+    cr_expect_eq(at.grains, 33550328u);
+    cr_expect_eq(at.gts, 65528u);
+    cr_expect_eq(at.gd_sectors, 512u);
+    cr_expect_eq(at.gd_offset, 262645u);
+    cr_expect_eq(at.overhead, 525312u);
+    /* The host's bound for the cap is exactly that dense file. */
+    cr_expect_eq(output_bound(CT_FMT_VMDK, OUTPUT_VMDK_MAX_VSIZE),
+                 end_at * 512);
+}
