@@ -71,14 +71,45 @@ def build_image(workdir, size, zero_every=0):
     return path
 
 
+# --input-format names: qemu-img convert's target and options.
+INPUT_FORMATS = {
+    "qcow2": ("qcow2", []),
+    "qcow2c": ("qcow2", ["-c"]),
+    "vmdk": ("vmdk", []),
+    "vmdks": ("vmdk", ["-o", "subformat=streamOptimized"]),
+    "vpc": ("vpc", []),
+    "vhdx": ("vhdx", []),
+}
+
+
+def fragment_qcow2(qemu_img, raw, path):
+    """A qcow2 as large as raw, with 4 KiB clusters written in a shuffled
+    order (each filled with its own byte), so that consecutive virtual
+    clusters lie scattered through the file: qemu-io allocates clusters in
+    the order they are written."""
+    import random
+    size = os.path.getsize(raw)
+    subprocess.run([qemu_img, "create", "-q", "-f", "qcow2", "-o",
+                    "cluster_size=4096", path, str(size)], check=True)
+    order = list(range(size // 4096))
+    random.Random(7).shuffle(order)
+    cmds = "".join(f"write -q -P {(c * 131) % 255 + 1} {c * 4096} 4096\n"
+                   for c in order)
+    subprocess.run(["qemu-io", "-f", "qcow2", path], input=cmds.encode(),
+                   stdout=subprocess.DEVNULL, check=True)
+
+
 def convert_input(qemu_img, raw, fmt):
     """The patterned image in another format, made once with qemu-img."""
-    target, opts = (("qcow2", ["-c"]) if fmt == "qcow2c" else (fmt, []))
     path = f"{raw}.{fmt}"
     if not os.path.exists(path):
         print(f"converting to {fmt}...", file=sys.stderr)
-        subprocess.run([qemu_img, "convert", "-f", "raw", "-O", target, *opts,
-                        raw, path + ".tmp"], check=True)
+        if fmt == "qcow2frag":
+            fragment_qcow2(qemu_img, raw, path + ".tmp")
+        else:
+            target, opts = INPUT_FORMATS[fmt]
+            subprocess.run([qemu_img, "convert", "-f", "raw", "-O", target,
+                            *opts, raw, path + ".tmp"], check=True)
         os.rename(path + ".tmp", path)
     return path
 
@@ -196,8 +227,10 @@ def main():
                          "their data converted back to raw")
     ap.add_argument("--input-format", default="raw",
                     help="convert the patterned image to this format first "
-                         "(qcow2, qcow2c = compressed qcow2, vmdk, vpc, vhdx) "
-                         "and also time `qemu-img convert -O raw` of it")
+                         "(qcow2, qcow2c = compressed qcow2, qcow2frag = "
+                         "4 KiB clusters scattered through the file, vmdk, "
+                         "vmdks = streamOptimized vmdk, vpc, vhdx) and also "
+                         "time `qemu-img convert -O raw` of it")
     args = ap.parse_args()
 
     bs_list = [b for item in (args.bs or ["512,64k,1M"]) for b in item.split(",") if b]
@@ -236,10 +269,21 @@ def main():
             print(f"  convert run {r + 1}: {t:.3f}s", file=sys.stderr)
         convert_s = statistics.median(conv)
     for bs in bs_list:
+        cp_samples = [] if fmt == "raw" and ofmt == "raw" else None
         samples = {"qemu": [], "instar": []}
         rss = {"qemu": [], "instar": []}
         for r in range(args.repeat):
             order = ("qemu", "instar") if r % 2 == 0 else ("instar", "qemu")
+            if cp_samples is not None:
+                # cp (copy_file_range) in the same rotation: the kernel's
+                # own copy is the limit instar's raw copy aims at.
+                cp_out = outs["instar"] + ".cp"
+                t, _, rc, err = run_once(["cp", "--reflink=never", image,
+                                          cp_out], cp_out, use_time)
+                if rc != 0:
+                    sys.exit(f"cp failed: {err}")
+                cp_samples.append(t)
+                os.unlink(cp_out)
             for who in order:
                 argv = [progs[who], "dd", "-O", ofmt, f"if={image}",
                         f"of={outs[who]}", f"bs={bs}"]
@@ -260,6 +304,10 @@ def main():
                         "mb_per_s": size / med / 1e6 if med else None,
                         "peak_rss_kib": max(rss[who])}
         row["ratio"] = row["qemu"]["median_s"] / row["instar"]["median_s"]
+        if cp_samples:
+            row["cp_median_s"] = statistics.median(cp_samples)
+            row["instar_vs_cp_throughput"] = (row["cp_median_s"] /
+                                              row["instar"]["median_s"])
         if convert_s:
             row["convert_s"] = convert_s
             row["instar_vs_convert"] = row["instar"]["median_s"] / convert_s
@@ -290,6 +338,11 @@ def main():
               f"{i['median_s']:9.3f} {i['mb_per_s']:12.1f} {r['ratio']:6.2f}x "
               f"{tgt:>8} {q['peak_rss_kib'] / 1024:8.1f}Mi {i['peak_rss_kib'] / 1024:9.1f}Mi "
               f"{'yes' if r['identical'] else 'NO':>5}")
+    if any("cp_median_s" in r for r in results):
+        print("\ncp (copy_file_range): " + ", ".join(
+            f"bs={r['bs']} {r['cp_median_s']:.3f}s, instar at "
+            f"{100 * r['instar_vs_cp_throughput']:.0f}% of cp's throughput"
+            for r in results) + " (target >= 90%)")
     if ofmt != "raw":
         print("\noutput bytes (qemu-img dd / instar dd): " + ", ".join(
             f"bs={r['bs']} {r['output_bytes']['qemu']}/"
