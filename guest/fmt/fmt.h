@@ -195,6 +195,23 @@ static inline uint64_t get_be64(const uint8_t *p)
     return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
 }
 
+/* ... and encoding, for writers. */
+static inline void put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void put_le32(uint8_t *p, uint32_t v)
+{
+    put_le16(p, (uint16_t)v);
+    put_le16(p + 2, (uint16_t)(v >> 16));
+}
+static inline void put_le64(uint8_t *p, uint64_t v)
+{
+    put_le32(p, (uint32_t)v);
+    put_le32(p + 4, (uint32_t)(v >> 32));
+}
+
 /* Drivers. Each validates its whole header in open; read may then rely on
  * the invariants open established. */
 int fmt_raw_open(const struct fmt_env *env, uint32_t handle,
@@ -211,5 +228,6 @@ int fmt_vhdx_open(const struct fmt_env *env, uint32_t handle,
 /* Writers: set name, write, zero, finish and priv on w (vsize, env and
  * opts are set by fmt_writer_open). */
 int fmt_raw_writer_open(struct fmt_writer *w);
+int fmt_vhdx_writer_open(struct fmt_writer *w);
 
 #endif
