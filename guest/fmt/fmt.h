@@ -295,5 +295,6 @@ int fmt_vhdx_open(const struct fmt_env *env, uint32_t handle,
 int fmt_raw_writer_open(struct fmt_writer *w);
 int fmt_vpc_writer_open(struct fmt_writer *w);
 int fmt_vmdk_writer_open(struct fmt_writer *w);
+int fmt_vhdx_writer_open(struct fmt_writer *w);
 
 #endif

@@ -8,23 +8,10 @@
 #include "vhdx.h"
 #include "../rt/rt.h"
 
-#define HEADER_SIZE 4096u
-#define RT_SIZE 65536u   /* region table (2.3) */
-#define MT_SIZE 65536u   /* metadata table (2.6.1) */
 #define ITEM_MAX 65536u  /* largest metadata item instar reads */
 
-/* GUIDs as stored on disk (mixed endian: le32, le16, le16, 8 bytes). */
-#define G(a, b, c, d0, d1, d2, d3, d4, d5, d6, d7)                           \
-    {(a) & 0xff, ((a) >> 8) & 0xff, ((a) >> 16) & 0xff, ((a) >> 24) & 0xff, \
-     (b) & 0xff, ((b) >> 8) & 0xff, (c) & 0xff, ((c) >> 8) & 0xff,          \
-     d0, d1, d2, d3, d4, d5, d6, d7}
-
-static const uint8_t guid_bat[16] =
-    G(0x2DC27766, 0xF623, 0x4200, 0x9D, 0x64, 0x11, 0x5E, 0x9B, 0xFD, 0x4A,
-      0x08);
-static const uint8_t guid_metadata[16] =
-    G(0x8B7CA206, 0x4790, 0x4B9A, 0xB8, 0xFE, 0x57, 0x5F, 0x05, 0x0F, 0x88,
-      0x6E);
+static const uint8_t guid_bat[16] = VHDX_GUID_BAT;
+static const uint8_t guid_metadata[16] = VHDX_GUID_METADATA;
 
 /* Metadata items (2.6.2) in the order of the `items` array below. */
 enum { M_FILE_PARAMS, M_VSIZE, M_PAGE83, M_LSS, M_PSS, M_PARENT, M_COUNT };
@@ -33,28 +20,14 @@ static const struct {
     uint32_t min_len;
     const char *name;
 } items[M_COUNT] = {
-    [M_FILE_PARAMS] = {G(0xCAA16737, 0xFA36, 0x4D43, 0xB3, 0xB6, 0x33, 0xF0,
-                         0xAA, 0x44, 0xE7, 0x6B),
-                       8, "file parameters"},
-    [M_VSIZE] = {G(0x2FA54224, 0xCD1B, 0x4876, 0xB2, 0x11, 0x5D, 0xBE, 0xD8,
-                   0x3B, 0xF4, 0xB8),
-                 8, "virtual disk size"},
-    [M_PAGE83] = {G(0xBECA12AB, 0xB2E6, 0x4523, 0x93, 0xEF, 0xC3, 0x09, 0xE0,
-                    0x00, 0xC7, 0x46),
-                  16, "page 83 data"},
-    [M_LSS] = {G(0x8141BF1D, 0xA96F, 0x4709, 0xBA, 0x47, 0xF2, 0x33, 0xA8,
-                 0xFA, 0xAB, 0x5F),
-               4, "logical sector size"},
-    [M_PSS] = {G(0xCDA348C7, 0x445D, 0x4471, 0x9C, 0xC9, 0xE9, 0x88, 0x52,
-                 0x51, 0xC5, 0x56),
-               4, "physical sector size"},
-    [M_PARENT] = {G(0xA8D35F2D, 0xB30B, 0x454D, 0xAB, 0xF7, 0xD3, 0xD8, 0x48,
-                    0x34, 0xAB, 0x0C),
-                  20, "parent locator"},
+    [M_FILE_PARAMS] = {VHDX_GUID_FILE_PARAMS, 8, "file parameters"},
+    [M_VSIZE] = {VHDX_GUID_VSIZE, 8, "virtual disk size"},
+    [M_PAGE83] = {VHDX_GUID_PAGE83, 16, "page 83 data"},
+    [M_LSS] = {VHDX_GUID_LSS, 4, "logical sector size"},
+    [M_PSS] = {VHDX_GUID_PSS, 4, "physical sector size"},
+    [M_PARENT] = {VHDX_GUID_PARENT_LOCATOR, 20, "parent locator"},
 };
-static const uint8_t guid_locator_vhdx[16] =
-    G(0xB04AEFB7, 0xD19E, 0x4A81, 0xB7, 0x89, 0x25, 0xB8, 0xE9, 0x44, 0x59,
-      0x13);
+static const uint8_t guid_locator_vhdx[16] = VHDX_GUID_LOCATOR_VHDX;
 
 struct open_ctx {
     const struct fmt_env *env;
@@ -114,7 +87,7 @@ static int fail(struct open_ctx *c, int code, const char *msg)
 /* Headers (2.2.2): the valid one with the highest sequence number. */
 static int read_headers(struct open_ctx *c)
 {
-    uint8_t *h[2] = {c->buf, c->buf + HEADER_SIZE};
+    uint8_t *h[2] = {c->buf, c->buf + VHDX_HEADER_SIZE};
     bool ok[2];
     uint64_t seq[2];
     int ret, pick;
@@ -122,12 +95,13 @@ static int read_headers(struct open_ctx *c)
     unsigned other_version = 0;
     bool sane = false;
     for (int i = 0; i < 2; i++) {
-        ret = fmt_pread(c->env, c->r->handle, (uint64_t)(i + 1) << 16, h[i],
-                        HEADER_SIZE, "vhdx", i ? "header 2" : "header 1");
+        ret = fmt_pread(c->env, c->r->handle,
+                        i ? VHDX_HEADER2_OFFSET : VHDX_HEADER1_OFFSET, h[i],
+                        VHDX_HEADER_SIZE, "vhdx", i ? "header 2" : "header 1");
         if (ret != G_OK)
             return ret;
         ok[i] = memcmp(h[i], "head", 4) == 0 &&
-                get_le32(h[i] + 4) == struct_crc(h[i], HEADER_SIZE);
+                get_le32(h[i] + 4) == struct_crc(h[i], VHDX_HEADER_SIZE);
         sane |= ok[i];
         /* like qemu, a header of another version is not a candidate */
         if (ok[i] && get_le16(h[i] + 66) != 1) {
@@ -192,13 +166,13 @@ static int read_region_table(struct open_ctx *c)
     uint8_t *t = c->buf;
     uint64_t bat_len = 0;
     uint32_t n;
-    int ret = fmt_pread(c->env, c->r->handle, 3ull << 16, t, RT_SIZE, "vhdx",
-                        "region table");
+    int ret = fmt_pread(c->env, c->r->handle, VHDX_RT1_OFFSET, t,
+                        VHDX_RT_SIZE, "vhdx", "region table");
     if (ret != G_OK)
         return ret;
     if (memcmp(t, "regi", 4) != 0)
         return fail(c, G_ECORRUPT, "region table signature is not 'regi'");
-    if (get_le32(t + 4) != struct_crc(t, RT_SIZE))
+    if (get_le32(t + 4) != struct_crc(t, VHDX_RT_SIZE))
         return g_fail(c->env->err, G_ECORRUPT,
                       "vhdx: region table checksum 0x%x does not match "
                       "the contents",
@@ -252,7 +226,7 @@ static int read_metadata_table(struct open_ctx *c)
 {
     uint8_t *t = c->buf;
     uint16_t n;
-    int ret = fmt_pread(c->env, c->r->handle, c->meta_off, t, MT_SIZE,
+    int ret = fmt_pread(c->env, c->r->handle, c->meta_off, t, VHDX_MT_SIZE,
                         "vhdx", "metadata table");
     if (ret != G_OK)
         return ret;
@@ -267,8 +241,8 @@ static int read_metadata_table(struct open_ctx *c)
     for (unsigned i = 0; i < n; i++) {
         const uint8_t *e = t + 32 + i * 32;
         uint32_t off = get_le32(e + 16), len = get_le32(e + 20);
-        bool required = get_le32(e + 24) & 4;
-        bool user = get_le32(e + 24) & 1;
+        bool required = get_le32(e + 24) & VHDX_META_IS_REQUIRED;
+        bool user = get_le32(e + 24) & VHDX_META_IS_USER;
         char gs[40];
         int k = M_COUNT;
         for (int j = 0; j < M_COUNT && !user; j++)
@@ -292,7 +266,7 @@ static int read_metadata_table(struct open_ctx *c)
                           "vhdx: metadata item %s length %u is invalid",
                           items[k].name, len);
         /* items live after the 64 KiB table, inside the region */
-        if (off < MT_SIZE || (uint64_t)off + len > c->meta_len)
+        if (off < VHDX_MT_SIZE || (uint64_t)off + len > c->meta_len)
             return g_fail(c->env->err, G_ECORRUPT,
                           "vhdx: metadata item %s offset %u is outside the "
                           "metadata region",
@@ -431,12 +405,12 @@ static int check_log(struct open_ctx *c)
         return g_fail(c->env->err, G_ECORRUPT,
                       "vhdx: log length %llu > %u",
                       (unsigned long long)c->log_len, LIMIT_VHDX_LOG_BYTES);
-    for (pos = 0; pos < c->log_len; pos += RT_SIZE) {
+    for (pos = 0; pos < c->log_len; pos += VHDX_RT_SIZE) {
         ret = fmt_pread(c->env, c->r->handle, c->log_off + pos, c->buf,
-                        RT_SIZE, "vhdx", "log");
+                        VHDX_RT_SIZE, "vhdx", "log");
         if (ret != G_OK)
             return ret;
-        for (unsigned s = 0; s < RT_SIZE; s += 4096) {
+        for (unsigned s = 0; s < VHDX_RT_SIZE; s += 4096) {
             const uint8_t *e = c->buf + s;
             if (memcmp(e, "loge", 4) == 0 &&
                 memcmp(e + 32, c->log_guid, 16) == 0) {
@@ -625,7 +599,7 @@ int fmt_vhdx_open(const struct fmt_env *env, uint32_t handle,
     if (ret != CT_OK)
         return g_fail(env->err, G_EIO, "vhdx: cannot get the image size: %s",
                       ct_result_str(ret));
-    c.buf = fmt_io_alloc(env, RT_SIZE, "vhdx", "metadata buffer");
+    c.buf = fmt_io_alloc(env, VHDX_RT_SIZE, "vhdx", "metadata buffer");
     c.item = c.buf ? fmt_io_alloc(env, ITEM_MAX, "vhdx", "metadata item")
                    : 0;
     if (!c.item)
@@ -633,7 +607,7 @@ int fmt_vhdx_open(const struct fmt_env *env, uint32_t handle,
     if ((ret = fmt_pread(env, handle, 0, c.buf, 8, "vhdx",
                          "file identifier")) != G_OK)
         return ret;
-    if (memcmp(c.buf, "vhdxfile", 8) != 0)
+    if (memcmp(c.buf, VHDX_SIGNATURE, 8) != 0)
         return fail(&c, G_ECORRUPT, "file identifier is not 'vhdxfile'");
     /* Nothing may be placed in the first MiB: identifier, headers and
      * region tables (2.1). */

@@ -1,19 +1,7 @@
 /*
- * vhdx (Microsoft "VHDX Format Specification" v1.0): state shared by the
- * open path (vhdx.c: headers, region table, metadata, log, parent) and the
- * mapping path (vhdx_map.c: BAT, sector bitmaps, reads).
- *
- *   0        file type identifier ("vhdxfile")
- *   64 KiB   header 1   (4 KiB, CRC-32C)   highest valid sequence wins
- *   128 KiB  header 2
- *   192 KiB  region table 1 (64 KiB, CRC-32C): BAT and metadata regions
- *   256 KiB  region table 2 (copy)
- *   >= 1 MiB log, BAT, metadata region, payload and sector bitmap blocks,
- *            all at 1 MiB-aligned offsets
- *
- * The BAT interleaves payload entries with sector bitmap entries: after
- * every chunk_ratio payload entries comes one sector bitmap entry, so
- * payload block b lives at BAT index b + b / chunk_ratio.
+ * vhdx reader: state shared by the open path (vhdx.c: headers, region
+ * table, metadata, log, parent) and the mapping path (vhdx_map.c: BAT,
+ * sector bitmaps, reads). The on-disk layout is in vhdx_spec.h.
  */
 #ifndef INSTAR_GUEST_FMT_VHDX_H
 #define INSTAR_GUEST_FMT_VHDX_H
@@ -22,21 +10,7 @@
 #include <stdint.h>
 
 #include "fmt.h"
-
-#define VHDX_MIB (1ull << 20)
-
-/* Payload BAT entry states (spec 2.5.1.1); 5 is the 0.95 draft's value
- * for "unmapped", which qemu also reads as zeros. */
-enum vhdx_block_state {
-    VHDX_PAYLOAD_NOT_PRESENT = 0,
-    VHDX_PAYLOAD_UNDEFINED = 1,
-    VHDX_PAYLOAD_ZERO = 2,
-    VHDX_PAYLOAD_UNMAPPED = 3,
-    VHDX_PAYLOAD_UNMAPPED_V095 = 5,
-    VHDX_PAYLOAD_FULLY_PRESENT = 6,
-    VHDX_PAYLOAD_PARTIALLY_PRESENT = 7,
-};
-#define VHDX_SB_PRESENT 6u /* sector bitmap BAT entry state (2.5.1.2) */
+#include "vhdx_spec.h"
 
 /* Entries of one BAT page cached at a time (64 KiB). */
 #define VHDX_BAT_PAGE_ENTRIES 8192u

@@ -24,7 +24,7 @@ WRITER_DONE = {
     "qcow2": False,
     "vmdk": True,
     "vpc": True,
-    "vhdx": False,
+    "vhdx": True,
 }
 FORMATS = [pytest.param(f, marks=() if done else pytest.mark.xfail(
     strict=True, reason="writer not landed yet"))
