@@ -16,7 +16,7 @@
 #define MiB (1ull << 20)
 
 /* Formats whose writer has landed; the others must still be refused. */
-static const uint32_t written[] = {CT_FMT_RAW};
+static const uint32_t written[] = {CT_FMT_RAW, CT_FMT_QCOW2};
 
 static bool has_writer(uint32_t fmt)
 {
