@@ -20,15 +20,17 @@ from test_output_formats import WINDOWS, _id, compare_outputs, format_inputs  # 
 MiB = 1 << 20
 CHUNK = 16 * MiB
 
-# bs splits clusters and tables differently (below 2 GiB of file the layout
-# is the same for every bs), and a 513 MiB window needs a second L2 table.
+# A 513 MiB window needs a second L2 table.
+TWO_TABLES = ("huge", ["bs=1M", "count=513"])
+# bs splits clusters differently (below 2 GiB of file the layout is the
+# same for every bs).
 QCOW2_WINDOWS = [
     ("multi", ["bs=512"]),
     ("multi", ["bs=1000"]),
     ("multi", ["bs=1048577"]),
     ("multi", ["bs=65536", "skip=1", "count=70"]),
     ("multi", ["bs=3145728"]),
-    ("huge", ["bs=1M", "count=513"]),
+    TWO_TABLES,
 ]
 
 # Past 2 GiB of file (2100 MiB windows of the sparse 5 GiB input): at
@@ -68,10 +70,11 @@ def test_qcow2_bytes_match_qemu(win, images, instar_bin, qemu_img, dirs,
                                 tmp_path):
     name, extra = win
     q, i, q_out, i_out = _run_both(qemu_img, instar_bin, dirs, images[name],
-                                   extra)
+                                   extra, keep=False)
     assert q.rc == i.rc == 0, (q, i)
-    assert i.out == q.out
-    if ("huge", ["bs=1M", "count=513"]) == win:
+    assert _same_file(q_out, i_out)
+    if win == TWO_TABLES:
+        # qemu-img reads instar's file across the table as it reads its own.
         compare_outputs("qcow2", q_out, i_out, qemu_img, instar_bin,
                         tmp_path)
 
