@@ -35,11 +35,6 @@ static uint64_t div_up(uint64_t a, uint64_t b)
     return a / b + (a % b != 0);
 }
 
-static uint64_t be64(const uint8_t *p)
-{
-    return get_be64(p);
-}
-
 /* --- test data ---------------------------------------------------------- */
 
 static uint8_t data_byte(uint64_t x)
@@ -103,7 +98,7 @@ static int s_write(void *ctx, uint64_t off, const void *buf, uint64_t len)
         cr_assert(s->bytes[c] <= CL, "sink: cluster %llu written twice",
                   (unsigned long long)c);
         if (x % CL == 0 && n >= 8)
-            s->tag[c] = be64(p + (x - off));
+            s->tag[c] = get_be64(p + (x - off));
         x += n;
     }
     if (end > s->size)
@@ -242,13 +237,13 @@ static const uint8_t *h_cluster(const struct h *h, uint64_t off)
 
 static uint64_t h_u64(const struct h *h, uint64_t off)
 {
-    return be64(h_cluster(h, off - off % CL) + off % CL);
+    return get_be64(h_cluster(h, off - off % CL) + off % CL);
 }
 
 /* The tag of the data at file offset host (must be a cluster start). */
 static uint64_t h_tag(const struct h *h, uint64_t host)
 {
-    return h->big ? h->s.tag[host / CL] : be64(h->m.out + host);
+    return h->big ? h->s.tag[host / CL] : get_be64(h->m.out + host);
 }
 
 /* --- checks ------------------------------------------------------------- */
@@ -268,20 +263,20 @@ static void check_header(const struct h *h)
 
     cr_expect_eq(get_be32(p), QCOW2_MAGIC);
     cr_expect_eq(get_be32(p + 4), 3u);
-    cr_expect_eq(be64(p + 8), 0u, "backing_file_offset");
+    cr_expect_eq(get_be64(p + 8), 0u, "backing_file_offset");
     cr_expect_eq(get_be32(p + 16), 0u, "backing_file_size");
     cr_expect_eq(get_be32(p + 20), 16u, "cluster_bits");
-    cr_expect_eq(be64(p + 24), h->vsize, "size");
+    cr_expect_eq(get_be64(p + 24), h->vsize, "size");
     cr_expect_eq(get_be32(p + 32), 0u, "crypt_method");
     cr_expect_eq(get_be32(p + 36), l1, "l1_size");
-    cr_expect_eq(be64(p + 40), l1 ? 0x30000u : 0u, "l1_table_offset");
-    cr_expect_eq(be64(p + 48), 0x10000u, "refcount_table_offset");
+    cr_expect_eq(get_be64(p + 40), l1 ? 0x30000u : 0u, "l1_table_offset");
+    cr_expect_eq(get_be64(p + 48), 0x10000u, "refcount_table_offset");
     cr_expect_eq(get_be32(p + 56), 1u, "refcount_table_clusters");
     cr_expect_eq(get_be32(p + 60), 0u, "nb_snapshots");
-    cr_expect_eq(be64(p + 64), 0u, "snapshots_offset");
-    cr_expect_eq(be64(p + 72), 0u, "incompatible_features");
-    cr_expect_eq(be64(p + 80), 0u, "compatible_features");
-    cr_expect_eq(be64(p + 88), 0u, "autoclear_features");
+    cr_expect_eq(get_be64(p + 64), 0u, "snapshots_offset");
+    cr_expect_eq(get_be64(p + 72), 0u, "incompatible_features");
+    cr_expect_eq(get_be64(p + 80), 0u, "compatible_features");
+    cr_expect_eq(get_be64(p + 88), 0u, "autoclear_features");
     cr_expect_eq(get_be32(p + 96), 4u, "refcount_order");
     cr_expect_eq(get_be32(p + 100), 112u, "header_length");
     for (unsigned i = 104; i < 112; i++)
@@ -310,7 +305,7 @@ static void check_refcounts(const struct h *h)
     const uint8_t *rt = h_cluster(h, 0x10000);
 
     for (uint64_t k = 0; k < CL / 8; k++) {
-        uint64_t off = be64(rt + 8 * k);
+        uint64_t off = get_be64(rt + 8 * k);
         if (k >= blocks) {
             cr_assert_eq(off, 0u, "refcount table entry %llu",
                          (unsigned long long)k);
@@ -326,7 +321,7 @@ static void check_refcounts(const struct h *h)
                          "refcount of cluster %llu", (unsigned long long)c);
         }
     }
-    cr_expect_eq(be64(rt), 0x20000u, "refcount block 0");
+    cr_expect_eq(get_be64(rt), 0x20000u, "refcount block 0");
 }
 
 /* L1 and L2 entries with COPIED; a table is allocated iff some cluster of
@@ -354,7 +349,7 @@ static void check_tables(const struct h *h, bool (*want)(uint64_t c),
                   (unsigned long long)e);
         const uint8_t *p = h_cluster(h, l2);
         for (uint64_t i = 0; i < L2E; i++) {
-            uint64_t c = t * L2E + i, d = be64(p + 8 * i);
+            uint64_t c = t * L2E + i, d = get_be64(p + 8 * i);
             if (c >= clusters || !want(c)) {
                 cr_assert_eq(d, 0u, "L2 entry of cluster %llu",
                              (unsigned long long)c);
@@ -597,6 +592,29 @@ Test(qcow2_write, refcount_block_past_2GiB)
         cr_expect_eq(l2s[3], 0x60070000u);
         cr_expect_eq(l2s[4], 0x80090000u);
         cr_expect_eq(h.file_size, 0x834a0000u);
+        h_free(&h);
+    }
+}
+
+/* ±512 bytes around the window whose dense file is exactly 2 GiB (header,
+ * refcount table and block, L1, 4 L2 tables, 32760 data clusters): one
+ * more cluster needs refcount block 1, which then follows the last run. */
+Test(qcow2_write, refcount_block_boundary)
+{
+    static const uint64_t sizes[] = {32760 * CL - 512, 32760 * CL,
+                                     32760 * CL + 512};
+    for (unsigned i = 0; i < 3; i++) {
+        struct h h;
+        uint64_t l2s[4];
+        h_dense(&h, sizes[i], MiB, true);
+        check_dense(&h, l2s);
+        if (i < 2) {
+            cr_expect_eq(h.file_size, 2 * GiB);
+            cr_expect_eq(h_u64(&h, 0x10008), 0u);
+        } else {
+            cr_expect_eq(h.file_size, 2 * GiB + 2 * CL);
+            cr_expect_eq(h_u64(&h, 0x10008), 2 * GiB + CL);
+        }
         h_free(&h);
     }
 }
