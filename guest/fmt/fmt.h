@@ -293,6 +293,7 @@ int fmt_vhdx_open(const struct fmt_env *env, uint32_t handle,
 /* Writers: set name, write, zero, finish and priv on w (vsize, env and
  * opts are set by fmt_writer_open). */
 int fmt_raw_writer_open(struct fmt_writer *w);
+int fmt_qcow2_writer_open(struct fmt_writer *w);
 int fmt_vpc_writer_open(struct fmt_writer *w);
 int fmt_vmdk_writer_open(struct fmt_writer *w);
 int fmt_vhdx_writer_open(struct fmt_writer *w);

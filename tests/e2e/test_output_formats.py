@@ -21,7 +21,7 @@ GiB = 1 << 30
 # Output formats whose writer has landed. A writer adds its format here;
 # until then its cases are strict xfails.
 WRITER_DONE = {
-    "qcow2": False,
+    "qcow2": True,
     "vmdk": True,
     "vpc": True,
     "vhdx": True,

@@ -17,8 +17,8 @@
 #define MiB (1ull << 20)
 
 /* Formats whose writer has landed; the others must still be refused. */
-static const uint32_t written[] = {CT_FMT_RAW, CT_FMT_VPC, CT_FMT_VMDK,
-                                   CT_FMT_VHDX};
+static const uint32_t written[] = {CT_FMT_RAW, CT_FMT_QCOW2, CT_FMT_VPC,
+                                   CT_FMT_VMDK, CT_FMT_VHDX};
 
 static bool has_writer(uint32_t fmt)
 {
