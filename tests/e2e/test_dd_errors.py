@@ -178,23 +178,9 @@ def test_messages_have_instar_prefix(args, images, instar_bin, tmp_path):
     assert first.startswith("instar: "), i.stderr
 
 
-# --- formats not implemented yet (issues 3/4) -------------------------------
+# --- every input format, read back to raw ----------------------------------
 
-OUT_FORMATS = ["qcow2", "vmdk", "vpc", "vhdx"]
-FORMAT_XFAIL = pytest.mark.xfail(strict=True, reason="issue 3/4: format not implemented")
-
-# Input formats instar reads. A driver flips its own line to True; until
-# then its parity tests are strict xfails.
-INPUT_DONE = {
-    "qcow2": True,
-    "vmdk": True,
-    "vpc": True,
-    "vhdx": True,
-}
-INPUT_FORMAT_PARAMS = [
-    pytest.param(f, marks=() if INPUT_DONE[f] else FORMAT_XFAIL)
-    for f in OUT_FORMATS
-]
+FORMATS = ["qcow2", "vmdk", "vpc", "vhdx"]
 
 
 @pytest.fixture(scope="session")
@@ -202,7 +188,7 @@ def format_inputs(images, qemu_img, tmp_path_factory):
     """mid.raw converted to each format with qemu-img convert."""
     d = tmp_path_factory.mktemp("formats")
     out = {}
-    for fmt in OUT_FORMATS:
+    for fmt in FORMATS:
         p = str(d / f"mid.{fmt}")
         subprocess.run([qemu_img, "convert", "-f", "raw", "-O", fmt,
                         images["mid"], p], check=True)
@@ -212,7 +198,7 @@ def format_inputs(images, qemu_img, tmp_path_factory):
 
 @pytest.mark.parametrize("extra", [[], ["bs=1000", "skip=3", "count=700"]],
                          ids=["all", "bs1000-skip3-count700"])
-@pytest.mark.parametrize("fmt", INPUT_FORMAT_PARAMS)
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_input_format_parity(fmt, extra, format_inputs, instar_bin, qemu_img, dirs):
     qdir, idir = dirs
     q_out, i_out = os.path.join(qdir, "o"), os.path.join(idir, "o")
@@ -221,23 +207,3 @@ def test_input_format_parity(fmt, extra, format_inputs, instar_bin, qemu_img, di
     assert q.rc == 0, q
     assert i.rc == 0, i
     assert i.out == q.out
-
-
-# Every input format is read now (INPUT_DONE); output formats other than
-# raw are still refused, and the refusal must be clean.
-@pytest.mark.parametrize("fmt", OUT_FORMATS)
-def test_unsupported_output_format_refusal_is_clean(fmt, images, instar_bin,
-                                                    tmp_path):
-    """While an output format is refused: exit 1, "not supported", nothing
-    written and an existing of= untouched. Skips once the format works."""
-    out = str(tmp_path / "out.raw")
-    with open(out, "wb") as f:
-        f.write(EXISTING)
-    args = ["-O", fmt, f"if={images['small']}", f"of={out}"]
-    i = run_dd(instar_bin, args, out)
-    if i.rc == 0:
-        pytest.skip(f"output format {fmt} is implemented (see the parity tests)")
-    assert i.rc == 1, i
-    assert "not supported" in i.stderr, i.stderr
-    assert i.out == EXISTING
-    assert listing(tmp_path) == ["out.raw"]

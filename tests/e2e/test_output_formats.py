@@ -18,17 +18,7 @@ from conftest import listing, run_dd
 MiB = 1 << 20
 GiB = 1 << 30
 
-# Output formats whose writer has landed. A writer adds its format here;
-# until then its cases are strict xfails.
-WRITER_DONE = {
-    "qcow2": True,
-    "vmdk": True,
-    "vpc": True,
-    "vhdx": True,
-}
-FORMATS = [pytest.param(f, marks=() if done else pytest.mark.xfail(
-    strict=True, reason="writer not landed yet"))
-    for f, done in WRITER_DONE.items()]
+FORMATS = ["qcow2", "vmdk", "vpc", "vhdx"]
 
 # (input image, dd operands): empty, tiny, unaligned, past the end, across
 # clusters, grains, blocks and tables.
@@ -57,20 +47,9 @@ def _id(w):
     return f"{name}-{'-'.join(a.replace('=', '') for a in args) or 'all'}"
 
 
-# Windows whose output is empty: no vmdk of size 0 exists for qemu-img, so
-# both tools fail there whether or not the writer has landed.
-EMPTY = {"empty-all", "small-count0", "small-bs1000-skip4"}
-
-
 def _case_params():
-    out = []
-    for f, done in WRITER_DONE.items():
-        for w in WINDOWS:
-            refused_anyway = f == "vmdk" and _id(w) in EMPTY
-            marks = () if done or refused_anyway else pytest.mark.xfail(
-                strict=True, reason="writer not landed yet")
-            out.append(pytest.param(f, w, marks=marks, id=f"{f}-{_id(w)}"))
-    return out
+    return [pytest.param(f, w, id=f"{f}-{_id(w)}")
+            for f in FORMATS for w in WINDOWS]
 
 
 def _info(qemu_img, path, fmt):
@@ -166,7 +145,7 @@ def test_output_from_every_input_format(fmt, src, format_inputs, instar_bin,
     compare_outputs(fmt, q_out, i_out, qemu_img, instar_bin, tmp_path)
 
 
-@pytest.mark.parametrize("fmt", list(WRITER_DONE))
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_failure_leaves_existing_output(fmt, images, instar_bin, tmp_path):
     """The atomic-output guarantees hold for every format: a failing run
     (an input that is no image of the format it claims) keeps of=."""
