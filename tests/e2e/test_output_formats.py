@@ -47,6 +47,11 @@ def _id(w):
     return f"{name}-{'-'.join(a.replace('=', '') for a in args) or 'all'}"
 
 
+# Windows whose output is empty: no vmdk of size 0 exists for qemu-img
+# (both tools fail, instar cleanly).
+EMPTY = {"empty-all", "small-count0", "small-bs1000-skip4"}
+
+
 def _case_params():
     return [pytest.param(f, w, id=f"{f}-{_id(w)}")
             for f in FORMATS for w in WINDOWS]
