@@ -61,6 +61,8 @@ struct vhdx {
     bool has_parent;
     uint8_t data_write_guid[16];
     struct fmt_reader *parent; /* differencing only */
+    const char *parent_name;   /* the locator's path, for info */
+    uint32_t parent_name_len;
 
     /* Metadata the payload must not overlap: the first MiB (identifier,
      * headers, region tables), the log, the BAT and the metadata region. */
@@ -81,5 +83,9 @@ int vhdx_map_init(const struct fmt_env *env, struct vhdx *v);
 
 /* The reader's read(): see struct fmt_reader. */
 int vhdx_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len);
+
+/* For info: every payload block's BAT entry (and sector bitmap entry)
+ * checked as a read would check it; G_ECORRUPT with the first problem. */
+int vhdx_check_blocks(struct fmt_reader *r);
 
 #endif

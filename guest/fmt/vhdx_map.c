@@ -182,6 +182,14 @@ static int flush(struct fmt_reader *r, struct run *run)
     return ret;
 }
 
+static int bad_state(struct fmt_reader *r, uint64_t idx, unsigned state,
+                     uint64_t blk)
+{
+    return g_fail(r->env->err, G_ECORRUPT,
+                  "vhdx: BAT entry %llu state %u is invalid for block %llu",
+                  (unsigned long long)idx, state, (unsigned long long)blk);
+}
+
 /* One piece of a read that stays inside payload block blk. */
 static int read_piece(struct fmt_reader *r, struct vhdx *v, struct run *run,
                       uint64_t pos, uint8_t *out, uint64_t n)
@@ -236,9 +244,7 @@ static int read_piece(struct fmt_reader *r, struct vhdx *v, struct run *run,
     default:
         break;
     }
-    return g_fail(r->env->err, G_ECORRUPT,
-                  "vhdx: BAT entry %llu state %u is invalid for block %llu",
-                  (unsigned long long)idx, state, (unsigned long long)blk);
+    return bad_state(r, idx, state, blk);
 }
 
 int vhdx_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len)
@@ -268,4 +274,44 @@ int vhdx_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len)
     if (ret == G_OK)
         ret = flush(r, &run);
     return ret;
+}
+
+int vhdx_check_blocks(struct fmt_reader *r)
+{
+    struct vhdx *v = r->priv;
+    uint64_t e;
+    int ret;
+
+    for (uint64_t blk = 0; blk < v->nblocks; blk++) {
+        uint64_t idx = blk + blk / v->chunk_ratio;
+        if ((ret = bat_entry(r, v, idx, &e)) != G_OK)
+            return ret;
+        unsigned state = (unsigned)(e & 7);
+        uint64_t used = v->vsize - (blk << v->block_bits);
+        if (used > v->block_size)
+            used = v->block_size;
+        bool partial = state == VHDX_PAYLOAD_PARTIALLY_PRESENT;
+        switch (state) {
+        case VHDX_PAYLOAD_PARTIALLY_PRESENT:
+        case VHDX_PAYLOAD_FULLY_PRESENT:
+            if (partial && !v->has_parent)
+                break;
+            /* a partial block's sector bitmap, then the block itself */
+            if ((partial && (ret = load_bitmap(r, v, blk)) != G_OK) ||
+                (ret = check_block(r, v, idx, (e >> 20) << 20, used,
+                                   "payload block")) != G_OK)
+                return ret;
+            continue;
+        case VHDX_PAYLOAD_NOT_PRESENT:
+        case VHDX_PAYLOAD_UNDEFINED:
+        case VHDX_PAYLOAD_ZERO:
+        case VHDX_PAYLOAD_UNMAPPED:
+        case VHDX_PAYLOAD_UNMAPPED_V095:
+            continue;
+        default:
+            break;
+        }
+        return bad_state(r, idx, state, blk);
+    }
+    return G_OK;
 }

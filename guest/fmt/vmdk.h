@@ -98,4 +98,12 @@ int vmdk_sparse_read(struct vmdk_sparse *sp, struct vmdk_shared *sh,
                      vmdk_hole_fn hole, struct vmdk_state *st,
                      uint64_t ext_start);
 
+struct fmt_info;
+/* For info: checks every grain table and grain of the extent as a read
+ * would, and that none lies inside the header, the grain directory or a
+ * grain table; G_ECORRUPT with the first problem, or an UNCHECKED reason
+ * in s when the directory is too large to check. */
+int vmdk_sparse_check(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                      struct fmt_info *s);
+
 #endif

@@ -5,6 +5,7 @@
  * the chain shares (struct vmdk_shared), so an extent costs only its
  * struct vmdk_sparse however many there are.
  */
+#include "info.h"
 #include "vmdk.h"
 #include "../rt/rt.h"
 
@@ -422,6 +423,92 @@ int vmdk_sparse_read(struct vmdk_sparse *sp, struct vmdk_shared *sh,
         if (ret < 0)
             return ret;
         pos += run;
+    }
+    return G_OK;
+}
+
+/* Grain tables the overlap check holds: a 1 TiB extent of 64 KiB grains
+ * has 32768. */
+#define CHECK_TABLES_MAX (1u << 18)
+
+/* The header sector, the grain directory and every grain table, checked
+ * to lie in the file and clear of each other. */
+static int table_ranges(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                        struct fmt_ranges *m)
+{
+    uint64_t pos = 0;
+    uint32_t e;
+    int ret;
+
+    fmt_ranges_add(m, 0, VMDK_SECTOR, "header");
+    fmt_ranges_add(m, sp->gd_off, (uint64_t)sp->gd_entries * 4,
+                   "grain directory");
+    for (uint32_t t = 0; t < sp->gd_entries; t++) {
+        if ((ret = gd_entry(sp, sh, t, &e)) < 0)
+            return ret;
+        if (e == 0)
+            continue;
+        if ((ret = sector_off(sp, "grain table", e, (uint64_t)sp->gtes * 4,
+                              &pos)) < 0)
+            return ret;
+        fmt_ranges_add(m, pos, (uint64_t)sp->gtes * 4, "grain table");
+    }
+    return G_OK;
+}
+
+int vmdk_sparse_check(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                      struct fmt_info *s)
+{
+    const struct fmt_env *env = sp->env;
+    uint64_t grains = (sp->capacity + sp->grain_bytes - 1) / sp->grain_bytes;
+    struct fmt_ranges m;
+    bool bad = false;
+    int ret;
+
+    if (sp->gd_entries + 2u > CHECK_TABLES_MAX)
+        return fmt_info_reason(s, CT_SAFETY_UNCHECKED,
+                               "vmdk: the grain directory is too large to "
+                               "check");
+    if ((ret = fmt_ranges_init(&m, env, sp->gd_entries + 2u)) < 0 ||
+        (ret = table_ranges(sp, sh, &m)) < 0 ||
+        (ret = fmt_ranges_check(&m, s, VMDK_NAME, &bad)) < 0 || bad)
+        return ret;
+    for (uint64_t g = 0; g < grains; g++) {
+        uint32_t e;
+        uint64_t off = 0, len;
+        int kind;
+        if (g % sp->gtes == 0) {
+            if ((ret = gd_entry(sp, sh, (uint32_t)(g / sp->gtes), &e)) < 0)
+                return ret;
+            if (e == 0) { /* the whole table is unallocated */
+                g += sp->gtes - 1;
+                continue;
+            }
+        }
+        if ((ret = lookup(sp, sh, g, &kind, &off)) < 0)
+            return ret;
+        if (kind != VMDK_GRAIN_DATA)
+            continue;
+        /* a compressed grain's length is in its marker: its start must
+         * lie in the file; a plain one is read whole */
+        len = sp->capacity - g * sp->grain_bytes < sp->grain_bytes
+                  ? sp->capacity - g * sp->grain_bytes
+                  : sp->grain_bytes;
+        if (sp->compressed)
+            len = 1;
+        if (off > sp->file_size || len > sp->file_size - off)
+            return g_fail(env->err, G_ECORRUPT,
+                          "vmdk: grain %llu at offset %llu is past the end "
+                          "of the file (%llu bytes)",
+                          (unsigned long long)g, (unsigned long long)off,
+                          (unsigned long long)sp->file_size);
+        const struct fmt_range *hit = fmt_ranges_find(&m, off, len);
+        if (hit)
+            return g_fail(env->err, G_ECORRUPT,
+                          "vmdk: grain %llu at offset %llu lies inside the "
+                          "%s at offset %llu",
+                          (unsigned long long)g, (unsigned long long)off,
+                          hit->what, (unsigned long long)hit->off);
     }
     return G_OK;
 }

@@ -44,7 +44,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ct_mem_init(&m, data, size, CT_FMT_RAW, &args);
     struct ct_ops ops = ct_mem_ops(&m);
     struct fmt_chain chain = {0};
-    struct fmt_env env = {&ops, &err, &heap, &io, NULL, 0, &chain};
+    struct fmt_env env = {&ops, &err, &heap, &io, NULL, 0, &chain,
+                          FMT_REFS_OPEN};
 
     if (fmt_open(&env, CT_HANDLE_INPUT, FUZZ_FORMAT, 0, &r) == G_OK) {
         uint64_t offs[3] = {0, r->vsize / 2, r->vsize > SAMPLE ?

@@ -1,0 +1,336 @@
+/*
+ * qcow2 for `instar info`: the facts qemu-img info 7.2 prints (header
+ * fields, the internal snapshot table, persistent bitmaps) and the safety
+ * check of the metadata: every L1 and L2 entry is looked up as a read
+ * would look it up, and no data cluster, compressed cluster or table may
+ * lie inside the header cluster, the L1 or refcount tables, a refcount
+ * block, an L2 table, the snapshot table or a snapshot's L1 table, or the
+ * bitmap directory. Layouts: qemu's docs/interop/qcow2.txt.
+ */
+#include "info.h"
+#include "qcow2.h"
+#include "../rt/rt.h"
+
+/* Caps on what qemu itself accepts (qcow2.txt and qemu's refusals). */
+#define SNAPSHOTS_MAX 65536u
+#define SNAPSHOT_EXTRA_MAX 1024u
+#define BITMAPS_MAX 65535u
+#define AUTOCLEAR_BITMAPS (1ull << 0)
+/* Metadata tables the overlap check holds (16 bytes each). */
+#define RANGES_MAX (1u << 18)
+/* The window metadata tables are read through. */
+#define WIN_BYTES (256u * 1024u)
+
+/* A sequential reader over a table of variable-length entries. */
+struct win {
+    struct qcow2 *q;
+    uint8_t *buf;
+    uint64_t off, len; /* file range buf holds */
+};
+
+/* [pos, pos + n) of the file (n <= WIN_BYTES); past the end of the file
+ * is corruption named `what`. */
+static int win_get(struct win *w, uint64_t pos, uint64_t n, const char *what,
+                   const uint8_t **p)
+{
+    if (pos < w->off || pos + n > w->off + w->len) {
+        uint64_t want = w->q->file_size > pos ? w->q->file_size - pos : 0;
+        if (want > WIN_BYTES)
+            want = WIN_BYTES;
+        if (want < n)
+            return g_fail(w->q->env->err, G_ECORRUPT,
+                          "qcow2: %s at offset %llu (%llu bytes) is past the "
+                          "end of the file",
+                          what, (unsigned long long)pos,
+                          (unsigned long long)n);
+        w->len = 0;
+        int ret = fmt_pread(w->q->env, w->q->handle, pos, w->buf, want,
+                            "qcow2", what);
+        if (ret != G_OK)
+            return ret;
+        w->off = pos;
+        w->len = want;
+    }
+    *p = w->buf + (pos - w->off);
+    return G_OK;
+}
+
+static int facts(struct qcow2 *q, struct fmt_info *s)
+{
+    const struct qcow2_facts *f = &q->facts;
+    int ret = fmt_info_u64(s, CT_INFO_CLUSTER_SIZE, q->cluster_size);
+
+    if (ret == G_OK)
+        ret = fmt_info_bool(s, CT_INFO_DIRTY,
+                            f->incompat & QCOW2_INCOMPAT_DIRTY);
+    if (ret == G_OK && f->backing_name_len)
+        ret = fmt_info_str(s, CT_INFO_BACKING_FILENAME, f->backing_name,
+                           f->backing_name_len);
+    if (ret == G_OK && f->backing_name_len && f->backing_fmt_len)
+        ret = fmt_info_str(s, CT_INFO_BACKING_FORMAT, f->backing_fmt,
+                           f->backing_fmt_len);
+    if (ret == G_OK)
+        ret = fmt_info_enum(s, CT_INFO_QCOW2_COMPAT, q->version);
+    /* the reader refuses every compression type but deflate (zlib) */
+    if (ret == G_OK)
+        ret = fmt_info_enum(s, CT_INFO_QCOW2_COMPRESSION, 0);
+    if (ret == G_OK)
+        ret = fmt_info_u64(s, CT_INFO_QCOW2_REFCOUNT_BITS,
+                           1ull << f->refcount_order);
+    if (ret != G_OK || q->version < 3)
+        return ret; /* version 2 has no feature bits */
+    if ((ret = fmt_info_bool(s, CT_INFO_QCOW2_LAZY_REFCOUNTS,
+                             f->compat & QCOW2_COMPAT_LAZY_REFCOUNTS)) ||
+        (ret = fmt_info_bool(s, CT_INFO_QCOW2_CORRUPT,
+                             f->incompat & QCOW2_INCOMPAT_CORRUPT)) ||
+        (ret = fmt_info_bool(s, CT_INFO_QCOW2_EXTENDED_L2, q->ext_l2)))
+        return ret;
+    if (!(f->incompat & QCOW2_INCOMPAT_DATA_FILE))
+        return G_OK;
+    if ((ret = fmt_info_str(s, CT_INFO_QCOW2_DATA_FILE, f->data_name,
+                            f->data_name_len)) != G_OK)
+        return ret;
+    return fmt_info_bool(s, CT_INFO_QCOW2_DATA_FILE_RAW,
+                         f->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW);
+}
+
+/* One snapshot table entry at pos: its records, its L1 table as metadata,
+ * and where the next entry starts. */
+static int snapshot(struct win *w, struct fmt_info *s, struct fmt_ranges *m,
+                    uint64_t *pos)
+{
+    struct qcow2 *q = w->q;
+    const uint8_t *h;
+    int ret = win_get(w, *pos, 40, "snapshot table entry", &h);
+    if (ret != G_OK)
+        return ret;
+    uint64_t l1_off = get_be64(h), vm_clock = get_be64(h + 24);
+    uint32_t l1_size = get_be32(h + 8), id_len = get_be16(h + 12);
+    uint32_t name_len = get_be16(h + 14), sec = get_be32(h + 16);
+    uint32_t nsec = get_be32(h + 20), vm_state = get_be32(h + 32);
+    uint32_t extra = get_be32(h + 36);
+    uint64_t vm_state_large = vm_state, icount = UINT64_MAX;
+    bool has_icount = false;
+
+    if (extra > SNAPSHOT_EXTRA_MAX)
+        return g_fail(q->env->err, G_ECORRUPT,
+                      "qcow2: snapshot at offset %llu: extra_data_size %u "
+                      "exceeds %u",
+                      (unsigned long long)*pos, (unsigned)extra,
+                      SNAPSHOT_EXTRA_MAX);
+    if ((ret = win_get(w, *pos, 40 + extra, "snapshot extra data", &h)))
+        return ret;
+    if (extra >= 8)
+        vm_state_large = get_be64(h + 40);
+    if (extra >= 24) {
+        icount = get_be64(h + 56);
+        has_icount = icount != UINT64_MAX; /* -1: not recorded */
+    }
+    fmt_ranges_add(m, l1_off, (uint64_t)l1_size * 8, "snapshot L1 table");
+    uint64_t at = *pos + 40 + extra;
+    const uint8_t *id, *name;
+    if ((ret = win_get(w, at, id_len + name_len, "snapshot name", &id)))
+        return ret;
+    name = id + id_len;
+    if ((ret = fmt_info_begin(s, CT_INFO_SNAPSHOT, 0)) ||
+        (ret = fmt_info_str(s, CT_INFO_SNAP_ID, (const char *)id, id_len)) ||
+        (ret = fmt_info_str(s, CT_INFO_SNAP_NAME, (const char *)name,
+                            name_len)) ||
+        (ret = fmt_info_u64(s, CT_INFO_SNAP_VM_STATE_SIZE, vm_state_large)) ||
+        (ret = fmt_info_u64(s, CT_INFO_SNAP_DATE_SEC, sec)) ||
+        (ret = fmt_info_u64(s, CT_INFO_SNAP_DATE_NSEC, nsec)) ||
+        (ret = fmt_info_u64(s, CT_INFO_SNAP_VM_CLOCK_NSEC, vm_clock)) ||
+        (has_icount &&
+         (ret = fmt_info_u64(s, CT_INFO_SNAP_ICOUNT, icount))) ||
+        (ret = fmt_info_end(s, CT_INFO_SNAPSHOT)))
+        return ret;
+    *pos = (at + id_len + name_len + 7) & ~7ull;
+    return G_OK;
+}
+
+static int snapshots(struct win *w, struct fmt_info *s, struct fmt_ranges *m)
+{
+    struct qcow2 *q = w->q;
+    const struct qcow2_facts *f = &q->facts;
+    uint64_t pos = f->snapshots_offset;
+    int ret;
+
+    if (f->nb_snapshots == 0)
+        return G_OK;
+    if (f->nb_snapshots > SNAPSHOTS_MAX)
+        return g_fail(q->env->err, G_ECORRUPT,
+                      "qcow2: nb_snapshots %u exceeds %u",
+                      (unsigned)f->nb_snapshots, SNAPSHOTS_MAX);
+    if (pos & (q->cluster_size - 1))
+        return g_fail(q->env->err, G_ECORRUPT,
+                      "qcow2: snapshots_offset %llu is not cluster-aligned",
+                      (unsigned long long)pos);
+    for (uint32_t i = 0; i < f->nb_snapshots; i++)
+        if ((ret = snapshot(w, s, m, &pos)) != G_OK)
+            return ret;
+    fmt_ranges_add(m, f->snapshots_offset, pos - f->snapshots_offset,
+                   "snapshot table");
+    return G_OK;
+}
+
+/* Persistent dirty bitmaps: qemu lists them only while the autoclear bit
+ * says the extension is valid. */
+static int bitmaps(struct win *w, struct fmt_info *s, struct fmt_ranges *m)
+{
+    struct qcow2 *q = w->q;
+    const struct qcow2_facts *f = &q->facts;
+    int ret;
+
+    if (!f->bitmaps || !(f->autoclear & AUTOCLEAR_BITMAPS))
+        return G_OK;
+    if (f->bitmaps_len < 24)
+        return g_fail(q->env->err, G_ECORRUPT,
+                      "qcow2: bitmaps extension length %u is too short",
+                      (unsigned)f->bitmaps_len);
+    uint32_t nb = get_be32(f->bitmaps);
+    uint64_t size = get_be64(f->bitmaps + 8), pos = get_be64(f->bitmaps + 16);
+    if (nb > BITMAPS_MAX)
+        return g_fail(q->env->err, G_ECORRUPT,
+                      "qcow2: nb_bitmaps %u exceeds %u", (unsigned)nb,
+                      BITMAPS_MAX);
+    fmt_ranges_add(m, pos, size, "bitmap directory");
+    for (uint32_t i = 0; i < nb; i++) {
+        const uint8_t *e;
+        if ((ret = win_get(w, pos, 24, "bitmap directory entry", &e)))
+            return ret;
+        uint32_t flags = get_be32(e + 12), name_len = get_be16(e + 18);
+        uint32_t extra = get_be32(e + 20), bits = e[17];
+        if (bits > 63 || extra > SNAPSHOT_EXTRA_MAX)
+            return g_fail(q->env->err, G_ECORRUPT,
+                          "qcow2: bitmap directory entry at offset %llu is "
+                          "invalid (granularity_bits %u, extra_data_size %u)",
+                          (unsigned long long)pos, (unsigned)bits,
+                          (unsigned)extra);
+        if ((ret = win_get(w, pos, 24 + extra + name_len,
+                           "bitmap directory entry", &e)))
+            return ret;
+        if ((ret = fmt_info_begin(s, CT_INFO_BITMAP, 0)) ||
+            (ret = fmt_info_u64(s, CT_INFO_BITMAP_FLAGS, flags & 3)) ||
+            (ret = fmt_info_str(s, CT_INFO_BITMAP_NAME,
+                                (const char *)e + 24 + extra, name_len)) ||
+            (ret = fmt_info_u64(s, CT_INFO_BITMAP_GRANULARITY, 1ull << bits)) ||
+            (ret = fmt_info_end(s, CT_INFO_BITMAP)))
+            return ret;
+        pos = (pos + 24 + extra + name_len + 7) & ~7ull;
+    }
+    return G_OK;
+}
+
+/* Refcount blocks, one cluster each, from the refcount table. */
+static int refblocks(struct win *w, struct fmt_ranges *m)
+{
+    struct qcow2 *q = w->q;
+    const struct qcow2_facts *f = &q->facts;
+    uint64_t n = (uint64_t)f->reftable_clusters * q->cluster_size / 8;
+    int ret;
+
+    for (uint64_t i = 0; i < n; i++) {
+        const uint8_t *e;
+        /* read in whole windows; a table past the end reads as zeros in
+         * qemu, as it does in the reader */
+        uint64_t pos = f->reftable_offset + i * 8;
+        if (pos + 8 > q->file_size)
+            break;
+        if ((ret = win_get(w, pos, 8, "refcount table", &e)) != G_OK)
+            return ret;
+        uint64_t off = get_be64(e) & ~511ull;
+        if (off == 0)
+            continue;
+        if (off & (q->cluster_size - 1) || off >= q->file_size)
+            return g_fail(q->env->err, G_ECORRUPT,
+                          "qcow2: refcount table entry %llu: refcount block "
+                          "offset %llu is %s",
+                          (unsigned long long)i, (unsigned long long)off,
+                          off >= q->file_size ? "past the end of the file"
+                                              : "not cluster-aligned");
+        fmt_ranges_add(m, off, q->cluster_size, "refcount block");
+    }
+    return G_OK;
+}
+
+/* The active L2 tables, checked as a read checks them. */
+static int l2_tables(struct qcow2 *q, struct fmt_ranges *m)
+{
+    for (uint64_t i = 0; i < q->l1_entries; i++) {
+        uint64_t off;
+        int ret = qcow2_l2_offset(q, i, &off);
+        if (ret != G_OK)
+            return ret;
+        if (off)
+            fmt_ranges_add(m, off, q->cluster_size, "L2 table");
+    }
+    return G_OK;
+}
+
+/* Every run of the virtual disk: looked up as a read would, and its data
+ * clear of the metadata. */
+static int clusters(struct qcow2 *q, const struct fmt_ranges *m)
+{
+    for (uint64_t off = 0; off < q->vsize;) {
+        struct qcow2_run run;
+        int ret = qcow2_scan_run(q, off, &run);
+        if (ret != G_OK)
+            return ret;
+        uint64_t len = run.compressed ? run.csize : run.len;
+        const struct fmt_range *hit =
+            run.data || run.compressed ? fmt_ranges_find(m, run.host, len)
+                                       : NULL;
+        if (hit)
+            return g_fail(q->env->err, G_ECORRUPT,
+                          "qcow2: %s cluster of guest offset %llu at offset "
+                          "%llu lies inside the %s at offset %llu",
+                          run.compressed ? "compressed" : "data",
+                          (unsigned long long)off,
+                          (unsigned long long)run.host, hit->what,
+                          (unsigned long long)hit->off);
+        off += run.len;
+    }
+    return G_OK;
+}
+
+static int check_metadata(struct qcow2 *q, struct win *w, struct fmt_info *s,
+                          struct fmt_ranges *m)
+{
+    const struct qcow2_facts *f = &q->facts;
+    bool bad = false;
+    int ret;
+
+    fmt_ranges_add(m, 0, q->cluster_size, "header cluster");
+    fmt_ranges_add(m, q->l1_offset, (uint64_t)f->l1_size * 8, "L1 table");
+    fmt_ranges_add(m, f->reftable_offset,
+                   (uint64_t)f->reftable_clusters * q->cluster_size,
+                   "refcount table");
+    if ((ret = refblocks(w, m)) != G_OK || (ret = l2_tables(q, m)) != G_OK)
+        return ret;
+    if ((ret = fmt_ranges_check(m, s, "qcow2", &bad)) != G_OK || bad)
+        return ret;
+    return clusters(q, m);
+}
+
+int qcow2_info(struct fmt_reader *r, struct fmt_info *s)
+{
+    struct qcow2 *q = r->priv;
+    const struct fmt_env *env = q->env;
+    struct win w = {q, fmt_io_alloc(env, WIN_BYTES, "qcow2", "info window"),
+                    0, 0};
+    struct fmt_ranges m;
+    int ret;
+
+    if (!w.buf)
+        return G_ENOMEM;
+    if ((ret = fmt_ranges_init(&m, env, RANGES_MAX)) != G_OK ||
+        (ret = facts(q, s)) != G_OK || (ret = snapshots(&w, s, &m)) != G_OK ||
+        (ret = bitmaps(&w, s, &m)) != G_OK)
+        return ret;
+    /* Data clusters in an external data file are never read by info (it
+     * is not opened): the data-file rule already says the image is not
+     * safe, and its L2 entries mean nothing without the file. */
+    if (q->facts.incompat & QCOW2_INCOMPAT_DATA_FILE)
+        return G_OK;
+    return fmt_info_corrupt(s, check_metadata(q, &w, s, &m));
+}
