@@ -1,5 +1,8 @@
 /* The guest's info records: built in a batch, sent with CT_CALL_INFO. */
 #include "info.h"
+
+#include <stdarg.h>
+
 #include "../rt/rt.h"
 
 /* 64 KiB batches: a few calls even for thousands of vmdk extents. */
@@ -98,30 +101,30 @@ int fmt_info_reason(struct fmt_info *s, uint32_t rule, const char *detail)
     uint32_t n = detail ? (uint32_t)rt_strlen(detail) : 0;
     if (n > CT_MSG_MAX)
         n = CT_MSG_MAX;
-    s->reasons++;
     return put(s, CT_INFO_UNSAFE, CT_INFO_T_REASON, rule, detail, n);
 }
 
-int fmt_info_corrupt(struct fmt_info *s, int ret)
+int fmt_info_reasonf(struct fmt_info *s, uint32_t rule, const char *fmt, ...)
 {
-    struct g_error *e = s->env->err;
-
-    if (ret != G_ECORRUPT)
-        return ret;
-    ret = fmt_info_reason(s, CT_SAFETY_METADATA, e->msg);
-    e->code = G_OK;
-    e->msg[0] = '\0';
-    return ret;
+    char msg[CT_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    rt_vfmt(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return fmt_info_reason(s, rule, msg);
 }
 
-int fmt_ranges_init(struct fmt_ranges *m, const struct fmt_env *env,
-                    uint32_t cap)
+int fmt_ranges_init(struct fmt_ranges *m, struct fmt_info *s, uint32_t cap)
 {
-    *m = (struct fmt_ranges){0};
-    m->r = fmt_alloc(env, (uint64_t)cap * sizeof *m->r, "info",
-                     "metadata ranges");
-    m->cap = cap;
-    return m->r ? G_OK : G_ENOMEM;
+    if (cap > s->ranges_cap) { /* the arena never frees: grow rarely */
+        s->ranges = fmt_alloc(s->env, (uint64_t)cap * sizeof *s->ranges,
+                              "info", "metadata ranges");
+        if (!s->ranges)
+            return G_ENOMEM;
+        s->ranges_cap = cap;
+    }
+    *m = (struct fmt_ranges){s->ranges, 0, cap, false};
+    return G_OK;
 }
 
 void fmt_ranges_add(struct fmt_ranges *m, uint64_t off, uint64_t len,
@@ -174,14 +177,12 @@ static bool overlap(const struct fmt_range *a, uint64_t off, uint64_t len)
 int fmt_ranges_check(struct fmt_ranges *m, struct fmt_info *s,
                      const char *fmt, bool *bad)
 {
-    char msg[160];
-
     *bad = false;
     if (m->full) {
         *bad = true;
-        rt_fmt(msg, sizeof msg, "%s: more than %u metadata tables", fmt,
-               (unsigned)m->cap);
-        return fmt_info_reason(s, CT_SAFETY_UNCHECKED, msg);
+        return fmt_info_reasonf(s, CT_SAFETY_UNCHECKED,
+                                "%s: more than %u metadata tables", fmt,
+                                (unsigned)m->cap);
     }
     sort_ranges(m->r, m->n);
     for (uint32_t i = 1; i < m->n; i++) {
@@ -189,11 +190,11 @@ int fmt_ranges_check(struct fmt_ranges *m, struct fmt_info *s,
         if (!overlap(a, b->off, b->len))
             continue;
         *bad = true;
-        rt_fmt(msg, sizeof msg, "%s: %s at offset %llu overlaps the %s at "
+        return fmt_info_reasonf(s, CT_SAFETY_METADATA,
+                                "%s: %s at offset %llu overlaps the %s at "
                                 "offset %llu",
-               fmt, b->what, (unsigned long long)b->off, a->what,
-               (unsigned long long)a->off);
-        return fmt_info_reason(s, CT_SAFETY_METADATA, msg);
+                                fmt, b->what, (unsigned long long)b->off,
+                                a->what, (unsigned long long)a->off);
     }
     return G_OK;
 }

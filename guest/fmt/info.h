@@ -12,12 +12,17 @@
 
 #include "fmt.h"
 
+struct fmt_range;
+
 struct fmt_info {
     const struct fmt_env *env;
     uint8_t *buf;  /* one batch (heap) */
     uint64_t cap;  /* <= CT_INFO_BATCH_MAX */
     uint64_t used;
-    uint32_t reasons; /* REASON records sent so far */
+    /* the metadata ranges of the image being checked: one buffer for
+     * every image and extent, checked one after another */
+    struct fmt_range *ranges;
+    uint32_t ranges_cap;
 };
 
 /* Batch buffer from env->heap. */
@@ -40,14 +45,19 @@ int fmt_info_reason(struct fmt_info *s, uint32_t rule, const char *detail);
 /* Sends what is batched. */
 int fmt_info_flush(struct fmt_info *s);
 
-/* For a reader's metadata check: a corruption it found (ret G_ECORRUPT,
- * its message in env->err) becomes a METADATA reason and is cleared, so
- * the description goes on; any other failure is returned. */
-int fmt_info_corrupt(struct fmt_info *s, int ret);
+/* fmt_info_reason with a formatted detail (rt_fmt's conversions). */
+int fmt_info_reasonf(struct fmt_info *s, uint32_t rule, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /*
  * File ranges that hold metadata (tables, headers), for the check that no
  * data and no other metadata lies inside them. Sorted once complete.
+ *
+ * Readers check for info what their read path checks, and fail the same
+ * way (dd's message, exit 1); what no read checks (tables overlapping
+ * each other or data, tables a read never uses) becomes a reason the
+ * image is not safe, and the description goes on: qemu-img reads such
+ * images.
  */
 struct fmt_range {
     uint64_t off, len;
@@ -60,8 +70,9 @@ struct fmt_ranges {
     bool full; /* more ranges than cap: the overlap check is skipped */
 };
 
-int fmt_ranges_init(struct fmt_ranges *m, const struct fmt_env *env,
-                    uint32_t cap);
+/* An empty set of at most cap ranges, in s's buffer (reused: one set
+ * exists at a time). */
+int fmt_ranges_init(struct fmt_ranges *m, struct fmt_info *s, uint32_t cap);
 void fmt_ranges_add(struct fmt_ranges *m, uint64_t off, uint64_t len,
                     const char *what);
 /* Sorts the ranges; the first two that overlap become a METADATA reason

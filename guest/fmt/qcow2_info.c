@@ -221,8 +221,10 @@ static int bitmaps(struct win *w, struct fmt_info *s, struct fmt_ranges *m)
     return G_OK;
 }
 
-/* Refcount blocks, one cluster each, from the refcount table. */
-static int refblocks(struct win *w, struct fmt_ranges *m)
+/* Refcount blocks, one cluster each, from the refcount table. A read
+ * never uses them: one outside the file is a reason, not an error. */
+static int refblocks(struct win *w, struct fmt_info *s, struct fmt_ranges *m,
+                     bool *bad)
 {
     struct qcow2 *q = w->q;
     const struct qcow2_facts *f = &q->facts;
@@ -241,13 +243,16 @@ static int refblocks(struct win *w, struct fmt_ranges *m)
         uint64_t off = get_be64(e) & ~511ull;
         if (off == 0)
             continue;
-        if (off & (q->cluster_size - 1) || off >= q->file_size)
-            return g_fail(q->env->err, G_ECORRUPT,
-                          "qcow2: refcount table entry %llu: refcount block "
-                          "offset %llu is %s",
-                          (unsigned long long)i, (unsigned long long)off,
-                          off >= q->file_size ? "past the end of the file"
-                                              : "not cluster-aligned");
+        if (off & (q->cluster_size - 1) || off >= q->file_size) {
+            *bad = true;
+            return fmt_info_reasonf(
+                s, CT_SAFETY_METADATA,
+                "qcow2: refcount table entry %llu: refcount block offset "
+                "%llu is %s",
+                (unsigned long long)i, (unsigned long long)off,
+                off >= q->file_size ? "past the end of the file"
+                                    : "not cluster-aligned");
+        }
         fmt_ranges_add(m, off, q->cluster_size, "refcount block");
     }
     return G_OK;
@@ -267,9 +272,11 @@ static int l2_tables(struct qcow2 *q, struct fmt_ranges *m)
     return G_OK;
 }
 
-/* Every run of the virtual disk: looked up as a read would, and its data
- * clear of the metadata. */
-static int clusters(struct qcow2 *q, const struct fmt_ranges *m)
+/* Every run of the virtual disk: looked up as a read would (a failure is
+ * dd's), and, unless the tables are already known to be bad (m NULL), its
+ * data clear of the metadata (else a reason). */
+static int clusters(struct qcow2 *q, struct fmt_info *s,
+                    const struct fmt_ranges *m)
 {
     for (uint64_t off = 0; off < q->vsize;) {
         struct qcow2_run run;
@@ -278,21 +285,27 @@ static int clusters(struct qcow2 *q, const struct fmt_ranges *m)
             return ret;
         uint64_t len = run.compressed ? run.csize : run.len;
         const struct fmt_range *hit =
-            run.data || run.compressed ? fmt_ranges_find(m, run.host, len)
-                                       : NULL;
+            m && (run.data || run.compressed)
+                ? fmt_ranges_find(m, run.host, len)
+                : NULL;
+        if (hit && (ret = fmt_info_reasonf(
+                        s, CT_SAFETY_METADATA,
+                        "qcow2: %s cluster of guest offset %llu at offset "
+                        "%llu lies inside the %s at offset %llu",
+                        run.compressed ? "compressed" : "data",
+                        (unsigned long long)off,
+                        (unsigned long long)run.host, hit->what,
+                        (unsigned long long)hit->off)) != G_OK)
+            return ret;
         if (hit)
-            return g_fail(q->env->err, G_ECORRUPT,
-                          "qcow2: %s cluster of guest offset %llu at offset "
-                          "%llu lies inside the %s at offset %llu",
-                          run.compressed ? "compressed" : "data",
-                          (unsigned long long)off,
-                          (unsigned long long)run.host, hit->what,
-                          (unsigned long long)hit->off);
+            m = NULL; /* one reason is enough; the reads go on */
         off += run.len;
     }
     return G_OK;
 }
 
+/* The read path's checks first (their failures are dd's, and win over
+ * any reason), then what no read checks. */
 static int check_metadata(struct qcow2 *q, struct win *w, struct fmt_info *s,
                           struct fmt_ranges *m)
 {
@@ -300,16 +313,20 @@ static int check_metadata(struct qcow2 *q, struct win *w, struct fmt_info *s,
     bool bad = false;
     int ret;
 
+    if ((ret = l2_tables(q, m)) != G_OK)
+        return ret;
     fmt_ranges_add(m, 0, q->cluster_size, "header cluster");
     fmt_ranges_add(m, q->l1_offset, (uint64_t)f->l1_size * 8, "L1 table");
     fmt_ranges_add(m, f->reftable_offset,
                    (uint64_t)f->reftable_clusters * q->cluster_size,
                    "refcount table");
-    if ((ret = refblocks(w, m)) != G_OK || (ret = l2_tables(q, m)) != G_OK)
+    /* the fixed tables first: a refcount table inside the header would
+     * otherwise be read as one */
+    if ((ret = fmt_ranges_check(m, s, "qcow2", &bad)) != G_OK ||
+        (!bad && (ret = refblocks(w, s, m, &bad)) != G_OK) ||
+        (!bad && (ret = fmt_ranges_check(m, s, "qcow2", &bad)) != G_OK))
         return ret;
-    if ((ret = fmt_ranges_check(m, s, "qcow2", &bad)) != G_OK || bad)
-        return ret;
-    return clusters(q, m);
+    return clusters(q, s, bad ? NULL : m);
 }
 
 int qcow2_info(struct fmt_reader *r, struct fmt_info *s)
@@ -323,7 +340,7 @@ int qcow2_info(struct fmt_reader *r, struct fmt_info *s)
 
     if (!w.buf)
         return G_ENOMEM;
-    if ((ret = fmt_ranges_init(&m, env, RANGES_MAX)) != G_OK ||
+    if ((ret = fmt_ranges_init(&m, s, RANGES_MAX)) != G_OK ||
         (ret = facts(q, s)) != G_OK || (ret = snapshots(&w, s, &m)) != G_OK ||
         (ret = bitmaps(&w, s, &m)) != G_OK)
         return ret;
@@ -332,5 +349,5 @@ int qcow2_info(struct fmt_reader *r, struct fmt_info *s)
      * safe, and its L2 entries mean nothing without the file. */
     if (q->facts.incompat & QCOW2_INCOMPAT_DATA_FILE)
         return G_OK;
-    return fmt_info_corrupt(s, check_metadata(q, &w, s, &m));
+    return check_metadata(q, &w, s, &m);
 }

@@ -652,7 +652,7 @@ static int vhdx_info(struct fmt_reader *r, struct fmt_info *s)
         return ret;
     if (ret != G_OK)
         return ret;
-    return fmt_info_corrupt(s, vhdx_check_blocks(r));
+    return vhdx_check_blocks(r);
 }
 
 int fmt_vhdx_open(const struct fmt_env *env, uint32_t handle,

@@ -695,15 +695,11 @@ static int vmdk_info(struct fmt_reader *r, struct fmt_info *s)
     for (uint32_t i = 0; i < st->n; i++)
         if ((ret = extent_info(&st->ext[i], s)) < 0)
             return ret;
-    /* one check per sparse file, the first problem only */
+    /* one check per sparse file */
     for (uint32_t i = 0; i < st->n; i++) {
         struct vmdk_extent *x = &st->ext[i];
-        if (x->kind != EXT_SPARSE || x->file != i)
-            continue;
-        uint32_t errs = s->reasons;
-        if ((ret = fmt_info_corrupt(s, vmdk_sparse_check(x->sp, st->sh,
-                                                         s))) < 0 ||
-            s->reasons != errs)
+        if (x->kind == EXT_SPARSE && x->file == i &&
+            (ret = vmdk_sparse_check(x->sp, st->sh, s)) < 0)
             return ret;
     }
     return G_OK;

@@ -100,9 +100,9 @@ int vmdk_sparse_read(struct vmdk_sparse *sp, struct vmdk_shared *sh,
 
 struct fmt_info;
 /* For info: checks every grain table and grain of the extent as a read
- * would, and that none lies inside the header, the grain directory or a
- * grain table; G_ECORRUPT with the first problem, or an UNCHECKED reason
- * in s when the directory is too large to check. */
+ * would (G_ECORRUPT with the first problem, as dd fails), and that none
+ * lies inside the header, the grain directory or a grain table (a reason
+ * in s; UNCHECKED when the directory is too large to check). */
 int vmdk_sparse_check(struct vmdk_sparse *sp, struct vmdk_shared *sh,
                       struct fmt_info *s);
 

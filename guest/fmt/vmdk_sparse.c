@@ -465,13 +465,13 @@ int vmdk_sparse_check(struct vmdk_sparse *sp, struct vmdk_shared *sh,
     bool bad = false;
     int ret;
 
-    if (sp->gd_entries + 2u > CHECK_TABLES_MAX)
-        return fmt_info_reason(s, CT_SAFETY_UNCHECKED,
-                               "vmdk: the grain directory is too large to "
-                               "check");
-    if ((ret = fmt_ranges_init(&m, env, sp->gd_entries + 2u)) < 0 ||
+    /* a directory too large to hold gives an UNCHECKED reason (the ranges
+     * fill up); the reads' checks still run */
+    uint32_t cap = sp->gd_entries + 2u > CHECK_TABLES_MAX ? CHECK_TABLES_MAX
+                                                          : sp->gd_entries + 2u;
+    if ((ret = fmt_ranges_init(&m, s, cap)) < 0 ||
         (ret = table_ranges(sp, sh, &m)) < 0 ||
-        (ret = fmt_ranges_check(&m, s, VMDK_NAME, &bad)) < 0 || bad)
+        (ret = fmt_ranges_check(&m, s, VMDK_NAME, &bad)) < 0)
         return ret;
     for (uint64_t g = 0; g < grains; g++) {
         uint32_t e;
@@ -496,19 +496,27 @@ int vmdk_sparse_check(struct vmdk_sparse *sp, struct vmdk_shared *sh,
                   : sp->grain_bytes;
         if (sp->compressed)
             len = 1;
+        /* as the read of this grain would fail */
         if (off > sp->file_size || len > sp->file_size - off)
-            return g_fail(env->err, G_ECORRUPT,
-                          "vmdk: grain %llu at offset %llu is past the end "
-                          "of the file (%llu bytes)",
-                          (unsigned long long)g, (unsigned long long)off,
-                          (unsigned long long)sp->file_size);
-        const struct fmt_range *hit = fmt_ranges_find(&m, off, len);
-        if (hit)
-            return g_fail(env->err, G_ECORRUPT,
-                          "vmdk: grain %llu at offset %llu lies inside the "
-                          "%s at offset %llu",
-                          (unsigned long long)g, (unsigned long long)off,
-                          hit->what, (unsigned long long)hit->off);
+            return sp->compressed
+                       ? corrupt(env, "compressed grain at offset", off,
+                                 "is past the end of the file")
+                       : g_fail(env->err, G_ECORRUPT,
+                                "vmdk: grain data at offset %llu (%llu "
+                                "bytes) is past the end of the file",
+                                (unsigned long long)off,
+                                (unsigned long long)len);
+        /* one reason is enough; the checks of the read path go on */
+        const struct fmt_range *hit = bad ? NULL
+                                          : fmt_ranges_find(&m, off, len);
+        if (hit && (ret = fmt_info_reasonf(
+                        s, CT_SAFETY_METADATA,
+                        "vmdk: grain %llu at offset %llu lies inside the %s "
+                        "at offset %llu",
+                        (unsigned long long)g, (unsigned long long)off,
+                        hit->what, (unsigned long long)hit->off)) < 0)
+            return ret;
+        bad |= hit != NULL;
     }
     return G_OK;
 }

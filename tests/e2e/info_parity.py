@@ -52,13 +52,14 @@ def _same(path, q, i):
     return None
 
 
-def compare(qemu_img, instar_bin, path, args=(), cwd=None):
-    """Runs both tools on path (same arguments, same name as given) and
-    asserts the same exit status, the same JSON and the same text. Returns
-    instar's JSON document (safety included)."""
+def compare(qemu_img, instar_bin, path, args=(), cwd=None, instar_args=()):
+    """Runs both tools on path (same arguments, same name as given; instar
+    also gets instar_args) and asserts the same exit status, the same JSON
+    and the same text. Returns instar's JSON document (safety included)."""
     args = list(args)
+    iargs = [*instar_args, *args]
     q = run_info(qemu_img, ["--output=json", *args, path], cwd=cwd)
-    i = run_info(instar_bin, ["--output=json", *args, path], cwd=cwd)
+    i = run_info(instar_bin, ["--output=json", *iargs, path], cwd=cwd)
     assert q.returncode == 0, q.stderr
     assert i.returncode == 0, i.stderr
     qj = json.loads(q.stdout)
@@ -68,7 +69,7 @@ def compare(qemu_img, instar_bin, path, args=(), cwd=None):
     # the same text, byte for byte, as a whole (order of keys included)
     assert json.dumps(qj) == json.dumps(strip_safety(ij))
     qh = run_info(qemu_img, [*args, path], cwd=cwd)
-    ih = run_info(instar_bin, [*args, path], cwd=cwd)
+    ih = run_info(instar_bin, [*iargs, path], cwd=cwd)
     assert qh.returncode == 0 and ih.returncode == 0, (qh.stderr, ih.stderr)
     ql, il = qh.stdout.split(b"\n"), human_lines(ih.stdout)
     for n, (a, b) in enumerate(zip(ql, il)):
