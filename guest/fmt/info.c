@@ -114,6 +114,15 @@ int fmt_info_reasonf(struct fmt_info *s, uint32_t rule, const char *fmt, ...)
     return fmt_info_reason(s, rule, msg);
 }
 
+uint8_t *fmt_info_scratch(struct fmt_info *s, uint64_t len)
+{
+    if (len > s->scratch_cap) { /* the arena never frees: grow rarely */
+        s->scratch = fmt_io_alloc(s->env, len, "info", "check buffer");
+        s->scratch_cap = s->scratch ? len : 0;
+    }
+    return s->scratch;
+}
+
 int fmt_ranges_init(struct fmt_ranges *m, struct fmt_info *s, uint32_t cap)
 {
     if (cap > s->ranges_cap) { /* the arena never frees: grow rarely */

@@ -23,6 +23,8 @@ struct fmt_info {
      * every image and extent, checked one after another */
     struct fmt_range *ranges;
     uint32_t ranges_cap;
+    uint8_t *scratch; /* I/O area for checks, reused likewise */
+    uint64_t scratch_cap;
 };
 
 /* Batch buffer from env->heap. */
@@ -44,6 +46,10 @@ int fmt_info_reason(struct fmt_info *s, uint32_t rule, const char *detail);
 
 /* Sends what is batched. */
 int fmt_info_flush(struct fmt_info *s);
+
+/* A buffer in the I/O area of at least len bytes for a reader's check;
+ * every check of the run gets the same one (NULL: out of memory). */
+uint8_t *fmt_info_scratch(struct fmt_info *s, uint64_t len);
 
 /* fmt_info_reason with a formatted detail (rt_fmt's conversions). */
 int fmt_info_reasonf(struct fmt_info *s, uint32_t rule, const char *fmt, ...)

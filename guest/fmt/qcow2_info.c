@@ -18,25 +18,29 @@
 #define AUTOCLEAR_BITMAPS (1ull << 0)
 /* Metadata tables the overlap check holds (16 bytes each). */
 #define RANGES_MAX (1u << 18)
-/* The window metadata tables are read through. */
-#define WIN_BYTES (256u * 1024u)
+/* What the window reads at once: small, since the first touch of guest
+ * memory is what info's time goes to; an entry larger than this (a
+ * snapshot's 64 KiB names) gets a larger window. */
+#define WIN_BYTES (64u * 1024u)
 
 /* A sequential reader over a table of variable-length entries. */
 struct win {
     struct qcow2 *q;
+    struct fmt_info *s; /* its scratch buffer is the window */
     uint8_t *buf;
     uint64_t off, len; /* file range buf holds */
 };
 
-/* [pos, pos + n) of the file (n <= WIN_BYTES); past the end of the file
- * is corruption named `what`. */
+/* [pos, pos + n) of the file; past the end of the file is corruption
+ * named `what`. */
 static int win_get(struct win *w, uint64_t pos, uint64_t n, const char *what,
                    const uint8_t **p)
 {
     if (pos < w->off || pos + n > w->off + w->len) {
         uint64_t want = w->q->file_size > pos ? w->q->file_size - pos : 0;
-        if (want > WIN_BYTES)
-            want = WIN_BYTES;
+        uint64_t cap = n > WIN_BYTES ? n : WIN_BYTES;
+        if (want > cap)
+            want = cap;
         if (want < n)
             return g_fail(w->q->env->err, G_ECORRUPT,
                           "qcow2: %s at offset %llu (%llu bytes) is past the "
@@ -44,6 +48,8 @@ static int win_get(struct win *w, uint64_t pos, uint64_t n, const char *what,
                           what, (unsigned long long)pos,
                           (unsigned long long)n);
         w->len = 0;
+        if (!(w->buf = fmt_info_scratch(w->s, cap)))
+            return G_ENOMEM;
         int ret = fmt_pread(w->q->env, w->q->handle, pos, w->buf, want,
                             "qcow2", what);
         if (ret != G_OK)
@@ -332,14 +338,10 @@ static int check_metadata(struct qcow2 *q, struct win *w, struct fmt_info *s,
 int qcow2_info(struct fmt_reader *r, struct fmt_info *s)
 {
     struct qcow2 *q = r->priv;
-    const struct fmt_env *env = q->env;
-    struct win w = {q, fmt_io_alloc(env, WIN_BYTES, "qcow2", "info window"),
-                    0, 0};
+    struct win w = {.q = q, .s = s};
     struct fmt_ranges m;
     int ret;
 
-    if (!w.buf)
-        return G_ENOMEM;
     if ((ret = fmt_ranges_init(&m, s, RANGES_MAX)) != G_OK ||
         (ret = facts(q, s)) != G_OK || (ret = snapshots(&w, s, &m)) != G_OK ||
         (ret = bitmaps(&w, s, &m)) != G_OK)
