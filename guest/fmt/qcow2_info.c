@@ -31,34 +31,43 @@ struct win {
     uint64_t off, len; /* file range buf holds */
 };
 
-/* [pos, pos + n) of the file; past the end of the file is corruption
- * named `what`. */
-static int win_get(struct win *w, uint64_t pos, uint64_t n, const char *what,
-                   const uint8_t **p)
+/* [pos, pos + n) of the file; past its end the file reads as zeros, as
+ * it does to qemu (which then lists a snapshot of zeros). */
+static int win_get(struct win *w, uint64_t pos, uint64_t n, const uint8_t **p)
 {
     if (pos < w->off || pos + n > w->off + w->len) {
-        uint64_t want = w->q->file_size > pos ? w->q->file_size - pos : 0;
-        uint64_t cap = n > WIN_BYTES ? n : WIN_BYTES;
-        if (want > cap)
-            want = cap;
-        if (want < n)
-            return g_fail(w->q->env->err, G_ECORRUPT,
-                          "qcow2: %s at offset %llu (%llu bytes) is past the "
-                          "end of the file",
-                          what, (unsigned long long)pos,
-                          (unsigned long long)n);
+        uint64_t cap = n > WIN_BYTES ? n : WIN_BYTES, got = 0;
         w->len = 0;
         if (!(w->buf = fmt_info_scratch(w->s, cap)))
             return G_ENOMEM;
-        int ret = fmt_pread(w->q->env, w->q->handle, pos, w->buf, want,
-                            "qcow2", what);
+        int ret = pos < w->q->file_size
+                      ? fmt_pread_partial(w->q->env, w->q->handle, pos,
+                                          w->buf, cap, &got, "qcow2")
+                      : G_OK;
         if (ret != G_OK)
             return ret;
+        memset(w->buf + got, 0, (size_t)(cap - got));
         w->off = pos;
-        w->len = want;
+        w->len = cap;
     }
     *p = w->buf + (pos - w->off);
     return G_OK;
+}
+
+/* A table no read uses that lies (partly) past the end of the file: a
+ * reason, the table read as zeros there. */
+static int outside(struct qcow2 *q, struct fmt_info *s, const char *what,
+                   uint64_t off, uint64_t len, bool *said)
+{
+    if (*said || (off <= q->file_size && len <= q->file_size - off))
+        return G_OK;
+    *said = true;
+    return fmt_info_reasonf(s, CT_SAFETY_METADATA,
+                            "qcow2: %s at offset %llu (%llu bytes) runs past "
+                            "the end of the file (%llu bytes)",
+                            what, (unsigned long long)off,
+                            (unsigned long long)len,
+                            (unsigned long long)q->file_size);
 }
 
 static int facts(struct qcow2 *q, struct fmt_info *s)
@@ -103,11 +112,11 @@ static int facts(struct qcow2 *q, struct fmt_info *s)
 /* One snapshot table entry at pos: its records, its L1 table as metadata,
  * and where the next entry starts. */
 static int snapshot(struct win *w, struct fmt_info *s, struct fmt_ranges *m,
-                    uint64_t *pos)
+                    uint64_t *pos, bool *said)
 {
     struct qcow2 *q = w->q;
     const uint8_t *h;
-    int ret = win_get(w, *pos, 40, "snapshot table entry", &h);
+    int ret = win_get(w, *pos, 40, &h);
     if (ret != G_OK)
         return ret;
     uint64_t l1_off = get_be64(h), vm_clock = get_be64(h + 24);
@@ -124,7 +133,7 @@ static int snapshot(struct win *w, struct fmt_info *s, struct fmt_ranges *m,
                       "exceeds %u",
                       (unsigned long long)*pos, (unsigned)extra,
                       SNAPSHOT_EXTRA_MAX);
-    if ((ret = win_get(w, *pos, 40 + extra, "snapshot extra data", &h)))
+    if ((ret = win_get(w, *pos, 40 + extra, &h)))
         return ret;
     if (extra >= 8)
         vm_state_large = get_be64(h + 40);
@@ -133,9 +142,12 @@ static int snapshot(struct win *w, struct fmt_info *s, struct fmt_ranges *m,
         has_icount = icount != UINT64_MAX; /* -1: not recorded */
     }
     fmt_ranges_add(m, l1_off, (uint64_t)l1_size * 8, "snapshot L1 table");
+    if ((ret = outside(q, s, "snapshot L1 table", l1_off,
+                       (uint64_t)l1_size * 8, said)) != G_OK)
+        return ret;
     uint64_t at = *pos + 40 + extra;
     const uint8_t *id, *name;
-    if ((ret = win_get(w, at, id_len + name_len, "snapshot name", &id)))
+    if ((ret = win_get(w, at, id_len + name_len, &id)))
         return ret;
     name = id + id_len;
     if ((ret = fmt_info_begin(s, CT_INFO_SNAPSHOT, 0)) ||
@@ -171,12 +183,14 @@ static int snapshots(struct win *w, struct fmt_info *s, struct fmt_ranges *m)
         return g_fail(q->env->err, G_ECORRUPT,
                       "qcow2: snapshots_offset %llu is not cluster-aligned",
                       (unsigned long long)pos);
+    bool said = false;
     for (uint32_t i = 0; i < f->nb_snapshots; i++)
-        if ((ret = snapshot(w, s, m, &pos)) != G_OK)
+        if ((ret = snapshot(w, s, m, &pos, &said)) != G_OK)
             return ret;
     fmt_ranges_add(m, f->snapshots_offset, pos - f->snapshots_offset,
                    "snapshot table");
-    return G_OK;
+    return outside(q, s, "snapshot table", f->snapshots_offset,
+                   pos - f->snapshots_offset, &said);
 }
 
 /* Persistent dirty bitmaps: qemu lists them only while the autoclear bit
@@ -202,18 +216,26 @@ static int bitmaps(struct win *w, struct fmt_info *s, struct fmt_ranges *m)
     fmt_ranges_add(m, pos, size, "bitmap directory");
     for (uint32_t i = 0; i < nb; i++) {
         const uint8_t *e;
-        if ((ret = win_get(w, pos, 24, "bitmap directory entry", &e)))
+        if ((ret = win_get(w, pos, 24, &e)))
             return ret;
         uint32_t flags = get_be32(e + 12), name_len = get_be16(e + 18);
         uint32_t extra = get_be32(e + 20), bits = e[17];
-        if (bits > 63 || extra > SNAPSHOT_EXTRA_MAX)
+        /* qemu refuses the image unless every entry is a dirty-tracking
+         * bitmap (type 1) of a granularity of 2^9 .. 2^31 bytes with a
+         * name of 1 .. 1023 bytes and no reserved flag (qcow2.txt,
+         * "Bitmap directory"; qemu 7.2 measured: "doesn't satisfy the
+         * constraints"); a directory past the end of the file reads as
+         * zeros and fails the same way */
+        if (e[16] != 1 || bits < 9 || bits > 31 || name_len == 0 ||
+            name_len > 1023 || (flags & ~7u) || extra > SNAPSHOT_EXTRA_MAX)
             return g_fail(q->env->err, G_ECORRUPT,
-                          "qcow2: bitmap directory entry at offset %llu is "
-                          "invalid (granularity_bits %u, extra_data_size %u)",
-                          (unsigned long long)pos, (unsigned)bits,
-                          (unsigned)extra);
-        if ((ret = win_get(w, pos, 24 + extra + name_len,
-                           "bitmap directory entry", &e)))
+                          "qcow2: bitmap directory entry %u at offset %llu "
+                          "does not satisfy the constraints (type %u, "
+                          "granularity_bits %u, name_size %u, flags 0x%x)",
+                          (unsigned)i, (unsigned long long)pos,
+                          (unsigned)e[16], (unsigned)bits,
+                          (unsigned)name_len, (unsigned)flags);
+        if ((ret = win_get(w, pos, 24 + extra + name_len, &e)))
             return ret;
         if ((ret = fmt_info_begin(s, CT_INFO_BITMAP, 0)) ||
             (ret = fmt_info_u64(s, CT_INFO_BITMAP_FLAGS, flags & 3)) ||
@@ -244,7 +266,7 @@ static int refblocks(struct win *w, struct fmt_info *s, struct fmt_ranges *m,
         uint64_t pos = f->reftable_offset + i * 8;
         if (pos + 8 > q->file_size)
             break;
-        if ((ret = win_get(w, pos, 8, "refcount table", &e)) != G_OK)
+        if ((ret = win_get(w, pos, 8, &e)) != G_OK)
             return ret;
         uint64_t off = get_be64(e) & ~511ull;
         if (off == 0)

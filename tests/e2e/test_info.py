@@ -542,3 +542,34 @@ def test_bitmaps_like_qemu(qemu_img, instar_bin, tmp_path):
     _run(qemu_img, "bitmap", "--add", "-g", "128k", "--disable", p, "b1")
     _run(qemu_img, "bitmap", "--add", "-g", "1M", p, "third")
     compare(qemu_img, instar_bin, p)
+
+
+def test_snapshot_table_past_the_end_like_qemu(qemu_img, instar_bin,
+                                               tmp_path):
+    """qemu reads a snapshot table past the end of the file as zeros and
+    lists a snapshot of zeros; so does instar, and says it is unsafe."""
+    p = str(tmp_path / "s.qcow2")
+    _run(qemu_img, "create", "-f", "qcow2", p, "1M")
+    with open(p, "r+b") as f:
+        f.seek(60)
+        f.write(struct.pack(">IQ", 1, 1 << 30))
+    j = compare(qemu_img, instar_bin, p)
+    assert safety(j) == (False, ["metadata"])
+    assert "snapshot table at offset 1073741824" in \
+        j["instar-safety"]["reasons"][0]["message"]
+
+
+def test_bitmap_directory_qemu_refuses(qemu_img, instar_bin, tmp_path):
+    p = str(tmp_path / "b.qcow2")
+    _run(qemu_img, "create", "-f", "qcow2", p, "1M")
+    _run(qemu_img, "bitmap", "--add", p, "b0")
+    with open(p, "r+b") as f:
+        d = f.read(65536)
+        i = d.find(bytes.fromhex("23852875"))
+        f.seek(i + 8 + 16)
+        f.write(struct.pack(">Q", 1 << 30))    # the directory: far away
+    assert run_info(qemu_img, [p]).returncode == 1
+    r = run_info(instar_bin, [p])
+    assert r.returncode == 1
+    assert b"bitmap directory entry 0 at offset 1073741824 does not satisfy"\
+        in r.stderr, r.stderr
