@@ -5,6 +5,9 @@
  * come (info_rec.c) and, once the guest has finished, renders them to
  * stdout (info_out.c). Nothing is written anywhere else.
  */
+#define _GNU_SOURCE /* strerrordesc_np */
+#include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,8 +61,10 @@ static int render_after(struct vmm_session *s)
 {
     render.files = s->files;
     int r = info_render(s->info, &render);
+    /* the errno text untranslated: no locale files are opened here */
     if (r < 0)
-        fprintf(stderr, "instar: error writing the output\n");
+        fprintf(stderr, "instar: error writing the output: %s\n",
+                strerrordesc_np(errno));
     return r == 0 ? 0 : 1;
 }
 
@@ -115,6 +120,9 @@ int info_main(int argc, char **argv)
     /* Snapshot dates are local time: the zone is read now, the sandbox
      * could not open it. */
     tzset();
+    /* a reader that stops reading (| head) gets a message, not a
+     * sandbox killed by SIGPIPE */
+    signal(SIGPIPE, SIG_IGN);
     job_catch_signals(NULL);
     ret = job_run(&s, render_after);
 out:

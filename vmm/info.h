@@ -57,7 +57,7 @@ struct info_render {
 };
 
 /* Renders the whole stream. Returns 0, or 1 for --check-safe when an image
- * is not safe (or the output could not be written: -1). */
+ * is not safe, or -1 with errno when the output could not be written. */
 int info_render(const struct info_stream *st, const struct info_render *o);
 
 /* qemu's rule for the name of a file an image names (measured): an

@@ -25,6 +25,7 @@
 struct out {
     int fd;
     bool failed;
+    int err; /* the failed write's errno */
     size_t n;
     char buf[64 * 1024];
 };
@@ -36,8 +37,10 @@ static void flush(struct out *o)
         ssize_t w = write(o->fd, o->buf + done, o->n - done);
         if (w < 0 && errno == EINTR)
             continue;
-        if (w <= 0)
+        if (w <= 0) {
             o->failed = true;
+            o->err = w < 0 ? errno : EIO;
+        }
         else
             done += (size_t)w;
     }
@@ -906,7 +909,9 @@ int info_render(const struct info_stream *st, const struct info_render *opt)
         put(&o, "\n", 1);
     }
     flush(&o);
-    if (o.failed)
+    if (o.failed) {
+        errno = o.err;
         return -1;
+    }
     return opt->check_safe && unsafe ? 1 : 0;
 }

@@ -77,6 +77,19 @@ def test_help_lists_info(instar_bin):
     assert r.returncode == 0 and "--check-safe" in r.stdout, r.stdout
 
 
+def test_an_output_that_cannot_be_written(instar_bin, tmp_path):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    p = tmp_path / "a.raw"
+    p.write_bytes(b"x" * 512)
+    with open("/dev/full", "wb") as full:
+        r = subprocess.run([instar_bin, "info", str(p)], stdout=full,
+                           stderr=subprocess.PIPE)
+    assert r.returncode == 1
+    assert r.stderr == b"instar: error writing the output: No space left " \
+        b"on device\n"
+
+
 def test_options_may_follow_the_name_and_U_is_accepted(qemu_img, instar_bin,
                                                        tmp_path):
     p = str(tmp_path / "a.raw")
