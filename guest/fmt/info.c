@@ -10,9 +10,7 @@
 
 int fmt_info_init(struct fmt_info *s, const struct fmt_env *env)
 {
-    s->env = env;
-    s->used = 0;
-    s->cap = INFO_BATCH;
+    *s = (struct fmt_info){.env = env, .cap = INFO_BATCH};
     s->buf = fmt_alloc(env, s->cap, "info", "record batch");
     return s->buf ? G_OK : G_ENOMEM;
 }

@@ -618,3 +618,93 @@ Test(info_out, names_combine_as_qemus)
     char tiny[4];
     cr_expect_eq(info_path_combine("d/x", "abc", 3, tiny, sizeof tiny), 0);
 }
+
+/* ---- the guest's side, over the memory-backed call table ----------------- */
+
+#include <zlib.h>
+
+#include "ct_mem.h"
+#include "engine/info.h"
+
+/* A stored image of baselines/images (gzipped), whole. */
+static uint8_t *stored(const char *name, size_t *len)
+{
+    char path[4096];
+    size_t cap = 1 << 20, n = 0;
+    uint8_t *p = malloc(cap);
+    snprintf(path, sizeof path, "%s/baselines/images/%s.gz", INSTAR_SRC_DIR,
+             name);
+    gzFile g = gzopen(path, "rb");
+    cr_assert(g && p, "%s", path);
+    for (int k; (k = gzread(g, p + n, (unsigned)(cap - n))) > 0;) {
+        n += (size_t)k;
+        if (n == cap)
+            cr_assert(p = realloc(p, cap *= 2));
+    }
+    gzclose(g);
+    *len = n;
+    return p;
+}
+
+/* Describes the image with the guest's code, checks the records with the
+ * host's, renders them: the text output. */
+static const char *describe(const uint8_t *img, size_t len, uint32_t fmt)
+{
+    struct ct_mem m;
+    struct window_args a = {.bs = 512};
+    struct g_error e = {0};
+    struct dd_mem mem = {calloc(1, CT_HEAP_SIZE), CT_HEAP_SIZE,
+                         calloc(1, CT_IO_SIZE), CT_IO_SIZE, NULL};
+    struct info_config cfg = {.in_format = fmt};
+    int ret;
+
+    ct_mem_init(&m, img, len, CT_FMT_RAW, &a);
+    struct ct_ops ops = ct_mem_ops(&m);
+    cr_assert_eq(info_run(&cfg, &ops, &mem, &e), G_OK, "%s", e.msg);
+    cr_assert_eq(info_stream_add(&st, files, m.info, m.info_len, err,
+                                 sizeof err),
+                 INFO_ACCEPTED, "%s", err);
+    cr_assert_eq(info_stream_done(&st, err, sizeof err), 0, "%s", err);
+    ct_mem_free(&m);
+    free(mem.heap);
+    free(mem.io);
+    char path[] = "/tmp/instar-info-img-XXXXXX";
+    files->files[0].fd = mkstemp(path);
+    unlink(path);
+    const char *out = render(false, false, &ret);
+    close(files->files[0].fd);
+    cr_assert_eq(ret, 0);
+    return out;
+}
+
+TestSuite(info_guest, .init = setup, .fini = teardown);
+
+Test(info_guest, every_stored_image_is_described)
+{
+    static const struct {
+        const char *name;
+        uint32_t fmt;
+        const char *has;
+    } t[] = {
+        {"qcow2", CT_FMT_PROBE, "compat: 1.1\n"},
+        {"qcow2-v2", CT_FMT_PROBE, "compat: 0.10\n"},
+        {"qcow2-512", CT_FMT_PROBE, "cluster_size: 512\n"},
+        {"qcow2-compressed", CT_FMT_PROBE, "refcount bits: 16\n"},
+        {"qcow2-extl2", CT_FMT_PROBE, "extended l2: true\n"},
+        {"vmdk-sparse", CT_FMT_PROBE, "create type: monolithicSparse\n"},
+        {"vmdk-stream", CT_FMT_PROBE, "compressed: true\n"},
+        {"vpc-dynamic", CT_FMT_PROBE, "cluster_size: 2097152\n"},
+        {"vpc-fixed", CT_FMT_VPC, "file format: vpc\n"},
+        {"vpc-fixed", CT_FMT_PROBE, "the signature of vpc"},
+        {"vhdx-dynamic", CT_FMT_PROBE, "file format: vhdx\n"},
+        {"vhdx-fixed", CT_FMT_PROBE, "instar safety: safe\n"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        size_t len;
+        uint8_t *img = stored(t[i].name, &len);
+        reset();
+        const char *out = describe(img, len, t[i].fmt);
+        cr_expect(strstr(out, t[i].has), "%s: %s", t[i].name, out);
+        free(img);
+    }
+}
