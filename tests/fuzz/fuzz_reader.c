@@ -3,7 +3,8 @@
  * table. The fuzz input is the image file; the driver is forced with
  * FUZZ_FORMAT (a CT_FMT_* value; CT_FMT_PROBE exercises the probe and
  * whatever it picks). Reads sample the start, middle and end of the
- * virtual disk so the mapping code runs without materialising huge disks.
+ * virtual disk so the mapping code runs without materialising huge disks;
+ * then the reader's info hook (its facts and its check of every table).
  * Files the image names are refused (no ct_mem files), like a hostile
  * backing name.
  */
@@ -13,6 +14,7 @@
 
 #include "ct_mem.h"
 #include "fmt/fmt.h"
+#include "fmt/info.h"
 
 #ifndef FUZZ_FORMAT
 #define FUZZ_FORMAT CT_FMT_PROBE
@@ -56,6 +58,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (r->read(r, offs[i], buf, len) != G_OK)
                 break;
         }
+        struct fmt_info s;
+        err = (struct g_error){0};
+        if (r->info && fmt_info_init(&s, &env) == G_OK &&
+            r->info(r, &s) == G_OK)
+            fmt_info_flush(&s);
     }
     ct_mem_free(&m);
     /* Arenas promise zeroed memory: clear what this input used. */
