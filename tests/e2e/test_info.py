@@ -90,6 +90,14 @@ def test_an_output_that_cannot_be_written(instar_bin, tmp_path):
         b"on device\n"
 
 
+@pytest.mark.parametrize("name", ["empty", "tiny", "small", "mid", "multi",
+                                  "huge"])
+def test_raw_inputs_like_qemu(name, images, qemu_img, instar_bin):
+    """The raw inputs of the dd tests (0 B to a sparse 5 GiB file)."""
+    compare(qemu_img, instar_bin, images[name])
+    compare(qemu_img, instar_bin, images[name], ["--backing-chain"])
+
+
 def test_options_may_follow_the_name_and_U_is_accepted(qemu_img, instar_bin,
                                                        tmp_path):
     p = str(tmp_path / "a.raw")
