@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <criterion/criterion.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -706,5 +707,65 @@ Test(info_guest, every_stored_image_is_described)
         const char *out = describe(img, len, t[i].fmt);
         cr_expect(strstr(out, t[i].has), "%s: %s", t[i].name, out);
         free(img);
+    }
+}
+
+/* ---- the command line ----------------------------------------------------- */
+
+#include "info_cli.h"
+
+static int parse(struct info_opts *o, char *msg, size_t n, ...)
+{
+    char *argv[32] = {"info"};
+    int argc = 1;
+    va_list ap;
+    va_start(ap, n);
+    for (char *a; (a = va_arg(ap, char *));)
+        argv[argc++] = a;
+    va_end(ap);
+    return info_parse_args(argc, argv, o, msg, n);
+}
+
+Test(info_cli, options_as_qemu_img_info_takes_them)
+{
+    struct info_opts o;
+    char msg[256];
+    cr_assert_eq(parse(&o, msg, sizeof msg, "img", "--output", "json", "-U",
+                       "--backing-chain", "-f", "qcow2", "--check-safe",
+                       "--backing-dir", "/d", NULL),
+                 0, "%s", msg);
+    cr_expect_str_eq(o.path, "img");
+    cr_expect_str_eq(o.fmt, "qcow2");
+    cr_expect(o.json && o.chain && o.check_safe);
+    cr_expect_eq(o.n_backing_dirs, 1u);
+    cr_assert_eq(parse(&o, msg, sizeof msg, "--output=human", "img", NULL), 0);
+    cr_expect(!o.json);
+    cr_assert_eq(parse(&o, msg, sizeof msg, "-h", NULL), 0);
+    cr_expect(o.help);
+}
+
+Test(info_cli, errors_as_qemu_img_info_says_them)
+{
+    static const struct {
+        const char *a, *b, *want;
+    } t[] = {
+        {NULL, NULL, "Expecting one image file name\nTry 'instar --help' "
+                     "for more information"},
+        {"a", "b", "Expecting one image file name\nTry 'instar --help' for "
+                   "more information"},
+        {"--output=xml", "a", "--output must be used with human or json as "
+                              "argument."},
+        {"-x", "a", "unrecognized option '-x'\nTry 'instar --help' for more "
+                    "information"},
+        {"a", "--output", "missing argument for option '--output'\nTry "
+                          "'instar --help' for more information"},
+        {"--image-opts", "a", "option '--image-opts' is not supported"},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        struct info_opts o;
+        char msg[256];
+        cr_expect_eq(parse(&o, msg, sizeof msg, t[i].a, t[i].b, NULL), -1,
+                     "case %zu", i);
+        cr_expect_str_eq(msg, t[i].want, "case %zu", i);
     }
 }
