@@ -25,7 +25,7 @@
 #define CT_ULL(x) x##ull
 #endif
 
-#define CT_ABI_VERSION CT_U(6)
+#define CT_ABI_VERSION CT_U(7)
 
 /* ---- Transport ---------------------------------------------------------- */
 
@@ -45,7 +45,8 @@
 #define CT_CALL_PARK 10        /* struct ct_vcpu_signal, worker vCPU (ABI 3) */
 #define CT_CALL_END_OUTPUT 11  /* struct ct_end_output (ABI 5) */
 #define CT_CALL_COPY 12        /* struct ct_copy (ABI 6) */
-#define CT_CALL_COUNT 13
+#define CT_CALL_INFO 13        /* struct ct_info, info mode only (ABI 7) */
+#define CT_CALL_COUNT 14
 
 /* The last component of of= handed to the guest: at most NAME_MAX. */
 #define CT_OUT_NAME_MAX 255
@@ -256,7 +257,7 @@ struct ct_bootinfo {
     uint64_t unix_time;  /* seconds since 1970 (vpc timestamps) */
     uint8_t entropy[32]; /* random bytes (UUIDs, GUIDs, the vmdk CID) */
     uint32_t out_name_len; /* 0 .. CT_OUT_NAME_MAX */
-    uint32_t reserved1;  /* 0 */
+    uint32_t mode;       /* enum ct_mode (ABI 7; was reserved, 0 = dd) */
     char out_name[CT_OUT_NAME_MAX + 1]; /* the last component of of= as
                                            given (the vmdk extent line) */
 };
@@ -266,6 +267,123 @@ struct ct_bootinfo {
 /* The input's name ends in ".dmg": qemu would pick its dmg driver by name
  * for an image no other format claims (ABI 4). */
 #define CT_BOOT_INPUT_DMG_NAME CT_U(4)
+/* Info mode: open the backing files and parents and describe each image
+ * of the chain (--backing-chain) (ABI 7). */
+#define CT_BOOT_BACKING_CHAIN CT_U(8)
+
+/* What the guest does with the input (boot info `mode`, ABI 7). */
+enum ct_mode {
+    CT_MODE_DD = 0,  /* copy a window to the output (begin_output ...) */
+    CT_MODE_INFO = 1 /* describe the image through info calls; no output */
+};
+
+/*
+ * Info mode (ABI 7): the guest describes the image as typed records, the
+ * host checks them and renders qemu-img info's text and JSON itself, so a
+ * subverted guest can state wrong facts but never shape the output.
+ *
+ * A record is a struct ct_info_rec; a T_STR or T_REASON record is followed
+ * by `len` bytes of text (no NUL) and zero padding to a multiple of 8.
+ * Records nest: an IMAGE (BEGIN with the image's handle) holds the image's
+ * facts, its vmdk EXTENTs (BEGIN with the extent file's handle), qcow2
+ * SNAPSHOTs and BITMAPs, and REASONs the image is not safe; END closes the
+ * innermost object. Each key has one type and the objects it may appear
+ * in (docs/calltable.md); a key appears at most once per object, FORMAT
+ * first in an image. The host refuses anything else.
+ */
+enum ct_info_type {
+    CT_INFO_T_BEGIN = 1,  /* opens an object (key IMAGE, EXTENT, ...) */
+    CT_INFO_T_END = 2,    /* closes it (key: the same object key) */
+    CT_INFO_T_U64 = 3,
+    CT_INFO_T_BOOL = 4,   /* value 0 or 1 */
+    CT_INFO_T_STR = 5,    /* len bytes of text follow */
+    CT_INFO_T_ENUM = 6,   /* value from the key's own table */
+    CT_INFO_T_REASON = 7  /* value: enum ct_safety_rule; len bytes of
+                             detail follow */
+};
+
+enum ct_info_key {
+    /* objects */
+    CT_INFO_IMAGE = 1,    /* BEGIN value: the image's handle */
+    CT_INFO_EXTENT = 2,   /* BEGIN value: the extent file's handle (vmdk) */
+    CT_INFO_SNAPSHOT = 3, /* qcow2 internal snapshot */
+    CT_INFO_BITMAP = 4,   /* qcow2 persistent dirty bitmap */
+    /* image (and some extent) facts */
+    CT_INFO_FORMAT = 5,        /* ENUM ct_format (not PROBE) */
+    CT_INFO_VIRTUAL_SIZE = 6,  /* U64, image and extent */
+    CT_INFO_CLUSTER_SIZE = 7,  /* U64, image and extent */
+    CT_INFO_DIRTY = 8,         /* BOOL */
+    CT_INFO_BACKING_FILENAME = 9, /* STR as written in the image */
+    CT_INFO_BACKING_FORMAT = 10,  /* STR */
+    CT_INFO_UNSAFE = 11,       /* REASON: a guest-found safety rule */
+    /* qcow2 */
+    CT_INFO_QCOW2_COMPAT = 12,       /* ENUM: header version 2 or 3 */
+    CT_INFO_QCOW2_COMPRESSION = 13,  /* ENUM: 0 zlib, 1 zstd */
+    CT_INFO_QCOW2_LAZY_REFCOUNTS = 14, /* BOOL */
+    CT_INFO_QCOW2_REFCOUNT_BITS = 15,  /* U64 */
+    CT_INFO_QCOW2_CORRUPT = 16,      /* BOOL */
+    CT_INFO_QCOW2_EXTENDED_L2 = 17,  /* BOOL */
+    CT_INFO_QCOW2_DATA_FILE = 18,    /* STR */
+    CT_INFO_QCOW2_DATA_FILE_RAW = 19, /* BOOL */
+    /* vmdk */
+    CT_INFO_VMDK_CID = 20,           /* U64 (32 bits) */
+    CT_INFO_VMDK_PARENT_CID = 21,    /* U64 (32 bits) */
+    CT_INFO_VMDK_CREATE_TYPE = 22,   /* STR */
+    CT_INFO_EXTENT_FORMAT = 23,      /* STR: the extent line's type */
+    CT_INFO_COMPRESSED = 24,         /* BOOL, extent */
+    /* qcow2 snapshot */
+    CT_INFO_SNAP_ID = 25,            /* STR */
+    CT_INFO_SNAP_NAME = 26,          /* STR */
+    CT_INFO_SNAP_VM_STATE_SIZE = 27, /* U64 */
+    CT_INFO_SNAP_DATE_SEC = 28,      /* U64 (32 bits) */
+    CT_INFO_SNAP_DATE_NSEC = 29,     /* U64 (32 bits) */
+    CT_INFO_SNAP_VM_CLOCK_NSEC = 30, /* U64 */
+    CT_INFO_SNAP_ICOUNT = 31,        /* U64 */
+    /* qcow2 bitmap */
+    CT_INFO_BITMAP_NAME = 32,        /* STR */
+    CT_INFO_BITMAP_GRANULARITY = 33, /* U64 */
+    CT_INFO_BITMAP_FLAGS = 34,       /* U64: bit 0 in-use, bit 1 auto */
+    CT_INFO_KEY_COUNT = 35
+};
+
+/* Why an image is not safe to hand to a hypervisor or to qemu-img
+ * unconfined. The host derives the first group from the facts itself;
+ * the guest may report only the second (CT_INFO_UNSAFE). */
+enum ct_safety_rule {
+    CT_SAFETY_BACKING_FILE = 0,  /* host: a backing file is named */
+    CT_SAFETY_DATA_FILE = 1,     /* host: an external data file */
+    CT_SAFETY_PARENT = 2,        /* host: a VHD/VHDX parent */
+    CT_SAFETY_VMDK_TYPE = 3,     /* host: createType other than
+                                    monolithicSparse / streamOptimized */
+    CT_SAFETY_VMDK_EXTENT = 4,   /* host: an extent in another file */
+    CT_SAFETY_DIRTY = 5,         /* host: dirty flag */
+    CT_SAFETY_CORRUPT = 6,       /* host: qcow2 corrupt bit */
+    CT_SAFETY_GUEST_FIRST = 7,
+    CT_SAFETY_METADATA = 7,      /* metadata outside the file, inside
+                                    other metadata, or invalid */
+    CT_SAFETY_CONFUSION = 8,     /* the content also matches another
+                                    format's signature */
+    CT_SAFETY_REFUSED = 9,       /* --backing-chain: the host refused a
+                                    file the image refers to */
+    CT_SAFETY_UNCHECKED = 10,    /* metadata too large to check */
+    CT_SAFETY_COUNT = 11
+};
+
+struct ct_info_rec {
+    uint16_t key;      /* enum ct_info_key */
+    uint8_t type;      /* enum ct_info_type: the key's */
+    uint8_t reserved0; /* 0 */
+    uint32_t len;      /* STR, REASON: bytes of text that follow; else 0 */
+    uint64_t value;
+};
+
+/* One batch of whole records; the batches of a run form one stream. */
+struct ct_info {
+    uint32_t len;   /* IN: CT_INFO_REC_SIZE .. CT_INFO_BATCH_MAX bytes */
+    int32_t ret;    /* OUT: CT_ELIMIT when the stream would pass
+                       CT_INFO_TOTAL_MAX */
+    uint64_t gpa;   /* IN: the records (anywhere in guest RAM) */
+};
 
 #endif /* !__ASSEMBLER__ */
 
@@ -336,6 +454,13 @@ struct ct_bootinfo {
  * The run's real bound is the boot info's files_max (open-file limit). */
 #define CT_HANDLES_MAX CT_U(65600)
 #define CT_CHAIN_DEPTH_MAX CT_U(16)
+/* Info records (ABI 7): one call carries at most a batch; a run's stream
+ * at most the total (a vmdk's descriptor lists at most 1 MiB of names). */
+#define CT_INFO_REC_SIZE CT_U(16)
+#define CT_INFO_BATCH_MAX (CT_U(1) << 20)
+#define CT_INFO_TOTAL_MAX (CT_U(16) << 20)
+#define CT_INFO_DEPTH_MAX CT_U(2) /* image > extent, snapshot, bitmap */
+#define CT_INFO_STR_MAX CT_U(65535) /* a qcow2 snapshot name (u16 size) */
 
 #ifndef __ASSEMBLER__
 /* ---- Layout asserts ------------------------------------------------------ */
@@ -377,11 +502,20 @@ CT_ASSERT_OFF(ct_copy, segs_gpa, 8);
 CT_ASSERT_OFF(ct_copy, done, 16);
 CT_ASSERT_OFF(ct_copy, copied, 24);
 CT_ASSERT_OFF(ct_end_output, file_size, 8);
+CT_ASSERT_SIZE(ct_info_rec, 16);
+CT_ASSERT_OFF(ct_info_rec, type, 2);
+CT_ASSERT_OFF(ct_info_rec, len, 4);
+CT_ASSERT_OFF(ct_info_rec, value, 8);
+CT_ASSERT_SIZE(ct_info, 16);
+CT_ASSERT_OFF(ct_info, gpa, 8);
+_Static_assert(sizeof(struct ct_info_rec) == CT_INFO_REC_SIZE, "info rec");
+_Static_assert(CT_INFO_KEY_COUNT <= 64, "a key set fits a uint64_t mask");
 CT_ASSERT_SIZE(ct_bootinfo, 384);
 CT_ASSERT_OFF(ct_bootinfo, unix_time, 80);
 CT_ASSERT_OFF(ct_bootinfo, entropy, 88);
 CT_ASSERT_OFF(ct_bootinfo, out_name_len, 120);
 CT_ASSERT_OFF(ct_bootinfo, out_name, 128);
+CT_ASSERT_OFF(ct_bootinfo, mode, 124);
 CT_ASSERT_OFF(ct_bootinfo, vcpus, 72);
 CT_ASSERT_OFF(ct_bootinfo, files_max, 76);
 CT_ASSERT_OFF(ct_bootinfo, bs, 16);

@@ -107,6 +107,16 @@ static int hc_open_backing(void *ctx, uint32_t parent, const char *name,
     return a.ret;
 }
 
+static int hc_info(void *ctx, const void *recs, uint64_t len)
+{
+    (void)ctx;
+    struct ct_info a = {.len = (uint32_t)len,
+                        .ret = CT_EINVAL,
+                        .gpa = (uint64_t)(uintptr_t)recs};
+    ct_call(CT_CALL_INFO, &a);
+    return a.ret;
+}
+
 void ct_wake(void *hctx)
 {
     (void)hctx;
@@ -141,4 +151,5 @@ const struct ct_ops ct_hypercall_ops = {
     .copy = hc_copy,
     .log = hc_log,
     .open_backing = hc_open_backing,
+    .info = hc_info,
 };

@@ -29,6 +29,9 @@ struct ct_ops {
     void (*log)(void *ctx, const char *msg, uint64_t len);
     int (*open_backing)(void *ctx, uint32_t parent, const char *name,
                         uint32_t name_len, uint32_t *handle);
+    /* Info mode: len bytes of whole records (struct ct_info_rec ...)
+     * anywhere in guest memory. */
+    int (*info)(void *ctx, const void *recs, uint64_t len);
 };
 
 const char *ct_result_str(int ret);

@@ -1,6 +1,8 @@
-/* dd.bin's main: check the ABI, turn the boot info into a dd config, run. */
+/* dd.bin's main: check the ABI, turn the boot info into a dd or info
+ * config (the boot info's mode), run. */
 #include "ct.h"
 #include "engine/engine.h"
+#include "engine/info.h"
 #include "rt/par.h"
 #include "rt/rt.h"
 
@@ -51,6 +53,19 @@ void guest_main(const struct ct_bootinfo *bi)
 
     par_init(&par, bi->vcpus, ct_wake, ct_park, 0);
 
+    if (bi->mode == CT_MODE_INFO) {
+        struct info_config icfg = {
+            .in_format = bi->in_format,
+            .in_dmg_name = cfg.in_dmg_name,
+            .chain = (bi->flags & CT_BOOT_BACKING_CHAIN) != 0,
+            .files_max = bi->files_max,
+        };
+        if (info_run(&icfg, &ct_hypercall_ops, &mem, &err) != G_OK)
+            ct_exit(CT_STATUS_FAIL, err.msg[0] ? err.msg : "guest: failed");
+        ct_exit(CT_STATUS_OK, 0);
+    }
+    if (bi->mode != CT_MODE_DD)
+        ct_exit(CT_STATUS_FAIL, "guest: unknown mode in the boot info");
     if (dd_run(&cfg, &ct_hypercall_ops, &mem, &err) != G_OK)
         ct_exit(CT_STATUS_FAIL, err.msg[0] ? err.msg : "guest: failed");
     ct_exit(CT_STATUS_OK, 0);

@@ -166,7 +166,8 @@ int backing_init(struct vmm_files *f, const char *in_path, int in_fd,
     f->files[0] = (struct vmm_file){.fd = in_fd, .size = in_size,
                                     .dev = st.st_dev, .ino = st.st_ino,
                                     .parent = 0, .depth = 0,
-                                    .dir = pool_add(f, real, strlen(real))};
+                                    .dir = pool_add(f, real, strlen(real)),
+                                    .name = UINT32_MAX};
     if (f->files[0].dir == UINT32_MAX) {
         snprintf(err, errlen, "input directory '%s': path too long", real);
         return -ENAMETOOLONG;
@@ -238,7 +239,8 @@ int backing_open(struct vmm_files *f, uint32_t parent, const char *name,
     /* A limit is said to be one, and before anything is looked up, so the
      * answer tells nothing about the path. */
     if (f->nfiles >= CT_HANDLES_MAX ||
-        f->nfiles >= (f->files_max ? f->files_max : CT_HANDLES_MAX))
+        f->nfiles >= (f->files_max ? f->files_max : CT_HANDLES_MAX) ||
+        (f->keep_names && f->names_used + name_len + 1 > sizeof f->names))
         return CT_ELIMIT;
     p = &f->files[parent];
     if (p->depth + 1 > CT_CHAIN_DEPTH_MAX)
@@ -269,10 +271,16 @@ int backing_open(struct vmm_files *f, uint32_t parent, const char *name,
         close(fd);
         return CT_ELIMIT;
     }
+    uint32_t kept = UINT32_MAX;
+    if (f->keep_names) { /* room was checked first */
+        kept = (uint32_t)f->names_used;
+        memcpy(f->names + kept, cname, name_len + 1);
+        f->names_used += name_len + 1;
+    }
     *handle = f->nfiles;
     f->files[f->nfiles++] = (struct vmm_file){
         .fd = fd, .size = (uint64_t)st.st_size, .dev = st.st_dev,
         .ino = st.st_ino, .parent = parent, .depth = p->depth + 1,
-        .dir = dir};
+        .dir = dir, .name = kept};
     return CT_OK;
 }

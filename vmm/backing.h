@@ -20,6 +20,9 @@
 #define VMM_ROOTS_MAX 16
 /* Directory names of granted files; each distinct directory once. */
 #define VMM_POOL_BYTES (4u << 20)
+/* Info mode: the name each file was asked for by (a vmdk descriptor's
+ * names are at most 1 MiB; a chain adds 16 names of up to 4 KiB). */
+#define VMM_NAMES_BYTES (4u << 20)
 
 struct vmm_root {
     int fd;           /* O_PATH | O_DIRECTORY */
@@ -35,6 +38,8 @@ struct vmm_file {
     unsigned depth;  /* 0 for the input */
     uint32_t dir;    /* offset in the pool: its absolute directory, where
                         the names it holds are resolved */
+    uint32_t name;   /* keep_names: offset in names of the name it was
+                        asked for; else UINT32_MAX */
 };
 
 /* Allocated by the parent before the sandbox: nothing here may allocate
@@ -47,6 +52,11 @@ struct vmm_files {
     unsigned files_max; /* this run's bound on nfiles (the fd limit) */
     char pool[VMM_POOL_BYTES];
     size_t pool_used;
+    /* Info mode keeps what each file was asked for by: qemu-img info shows
+     * an extent or a backing file by that name. */
+    bool keep_names;
+    char names[VMM_NAMES_BYTES];
+    size_t names_used;
 };
 
 /*
@@ -72,7 +82,7 @@ bool backing_find_root(const struct vmm_files *f, const char *p,
 
 /* Opens `name` for `parent` under the policy; returns CT_OK with *handle,
  * CT_ELIMIT when the run cannot hold another file (files_max, the fd limit,
- * the name pool), or CT_EPERM for any refusal. */
+ * the name pools), or CT_EPERM for any refusal. */
 int backing_open(struct vmm_files *f, uint32_t parent, const char *name,
                  size_t name_len, uint32_t *handle);
 

@@ -160,13 +160,22 @@ static enum call_next do_read(struct vmm_session *s, uint32_t gpa)
     return CALL_CONTINUE;
 }
 
+/* An info run has no output: its calls are violations. */
+static bool no_output(struct vmm_session *s, const char *call)
+{
+    if (!s->info)
+        return false;
+    session_fail(s, "guest stopped: %s in info mode", call);
+    return true;
+}
+
 static enum call_next do_write(struct vmm_session *s, uint32_t gpa)
 {
     struct ct_write a;
     uint64_t end, done = 0;
     const uint8_t *buf;
 
-    if (!copy_in(s, gpa, &a, sizeof a, "write"))
+    if (no_output(s, "write") || !copy_in(s, gpa, &a, sizeof a, "write"))
         return CALL_STOP;
     if (!s->begun || s->ended)
         return session_fail(s, "guest stopped: write %s",
@@ -211,7 +220,8 @@ static enum call_next do_begin_output(struct vmm_session *s, uint32_t gpa)
     struct ct_begin_output a;
     struct window w;
 
-    if (!copy_in(s, gpa, &a, sizeof a, "begin_output"))
+    if (no_output(s, "begin_output") ||
+        !copy_in(s, gpa, &a, sizeof a, "begin_output"))
         return CALL_STOP;
     if (s->begun)
         return session_fail(s, "guest stopped: second begin_output");
@@ -279,7 +289,10 @@ static enum call_next do_exit(struct vmm_session *s, uint32_t gpa)
     if (a.status != CT_STATUS_OK)
         return session_fail(s, "guest stopped: bad exit status %u",
                             (unsigned)a.status);
-    if (!s->ended)
+    char why[256];
+    if (s->info && info_stream_done(s->info, why, sizeof why) != 0)
+        return session_fail(s, "guest stopped: finished with %s", why);
+    if (!s->info && !s->ended)
         return session_fail(s, "guest stopped: finished without end_output");
     s->done = true;
     s->ok = true;
@@ -290,7 +303,8 @@ static enum call_next do_end_output(struct vmm_session *s, uint32_t gpa)
 {
     struct ct_end_output a;
 
-    if (!copy_in(s, gpa, &a, sizeof a, "end_output"))
+    if (no_output(s, "end_output") ||
+        !copy_in(s, gpa, &a, sizeof a, "end_output"))
         return CALL_STOP;
     if (!s->begun || s->ended)
         return session_fail(s, "guest stopped: end_output %s",
@@ -500,7 +514,7 @@ static enum call_next do_copy(struct vmm_session *s, uint32_t gpa)
     struct ct_copy a;
     const void *src;
 
-    if (!copy_in(s, gpa, &a, sizeof a, "copy"))
+    if (no_output(s, "copy") || !copy_in(s, gpa, &a, sizeof a, "copy"))
         return CALL_STOP;
     if (a.count == 0 || a.count > CT_COPY_SEGS_MAX ||
         !(src = vmm_gpa(s->vm, a.segs_gpa,
@@ -526,6 +540,30 @@ static enum call_next do_copy(struct vmm_session *s, uint32_t gpa)
     COPY_OUT(s, gpa, a, ret);
     COPY_OUT(s, gpa, a, done);
     COPY_OUT(s, gpa, a, copied);
+    return CALL_CONTINUE;
+}
+
+/* A batch of info records: checked whole against the schema, then kept
+ * for rendering once the guest has finished. */
+static enum call_next do_info(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_info a;
+    const uint8_t *p;
+    char why[512];
+
+    if (!copy_in(s, gpa, &a, sizeof a, "info"))
+        return CALL_STOP;
+    if (!s->info)
+        return session_fail(s, "guest stopped: info in dd mode");
+    if (a.len > CT_INFO_BATCH_MAX || !(p = vmm_gpa(s->vm, a.gpa, a.len)))
+        return session_fail(s, "guest stopped: info batch of %u bytes at "
+                               "0x%llx is invalid",
+                            (unsigned)a.len, (unsigned long long)a.gpa);
+    int v = info_stream_add(s->info, s->files, p, a.len, why, sizeof why);
+    if (v == INFO_BAD)
+        return session_fail(s, "guest stopped: %s", why);
+    a.ret = v == INFO_LIMIT ? CT_ELIMIT : CT_OK;
+    COPY_OUT(s, gpa, a, ret);
     return CALL_CONTINUE;
 }
 
@@ -555,6 +593,7 @@ static const call_fn handlers[CT_CALL_COUNT] = {
     [CT_CALL_PARK] = do_park,
     [CT_CALL_END_OUTPUT] = do_end_output,
     [CT_CALL_COPY] = do_copy,
+    [CT_CALL_INFO] = do_info,
 };
 
 enum call_next calls_dispatch(struct vmm_session *s, uint16_t port,

@@ -127,7 +127,7 @@ static int parse_operand(const char *word, struct dd_opts *o,
  * ("-Ux"), which for an unknown option in the middle of a cluster ("-xU")
  * is the word before it.
  */
-static int option_error(int c, char **argv, char *err, size_t errlen)
+int cli_option_error(int c, char **argv, char *err, size_t errlen)
 {
     const char *word = argv[optind - 1];
 
@@ -171,7 +171,7 @@ static int parse_options(int argc, char **argv, struct dd_opts *o,
             return fail(err, errlen,
                         "option '--image-opts' is not supported");
         default:
-            return option_error(c, argv, err, errlen);
+            return cli_option_error(c, argv, err, errlen);
         }
     }
     return 0;

@@ -40,6 +40,12 @@ int dd_parse_args(int argc, char **argv, struct dd_opts *o,
                   char *err, size_t errlen, FILE *warn);
 
 /*
+ * getopt's ':' (missing argument) or '?' (unknown option) as qemu-img says
+ * it, naming argv[optind - 1]; returns -1. For every subcommand's parser.
+ */
+int cli_option_error(int c, char **argv, char *err, size_t errlen);
+
+/*
  * The CT_FMT_* value (calltable/instar_ct.h) for "raw", "qcow2", "vmdk",
  * "vpc" or "vhdx", matched case sensitively as qemu does; -1 otherwise.
  */

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "dd.h"
+#include "info_cmd.h"
 #include "instar_ct.h"
 
 #ifndef INSTAR_VERSION
@@ -22,6 +23,9 @@ static void usage(FILE *f)
           "Commands:\n"
           "  dd        copy a window of an image, like qemu-img dd "
           "(instar dd --help)\n"
+          "  info      describe an image, like qemu-img info, and say "
+          "whether it is\n"
+          "            safe to use (instar info --help)\n"
           "\n"
           "Options:\n"
           "  -h, --help     show this help\n"
@@ -66,6 +70,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "dd"))
         return dd_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "info"))
+        return info_main(argc - 1, argv + 1);
     fprintf(stderr, "instar: unknown command '%s'\nTry 'instar --help' for "
                     "more information\n",
             argv[1]);

@@ -42,11 +42,12 @@ static int close_other_fds(const int *keep, unsigned n)
 
 /* The fds lock-down keeps, sorted, duplicates and -1 dropped. */
 static unsigned kept_fds(const struct sandbox_fds *f,
-                         int keep[SANDBOX_KEEP_MAX + 4])
+                         int keep[SANDBOX_KEEP_MAX + 5])
 {
-    int all[SANDBOX_KEEP_MAX + 4] = {STDERR_FILENO, f->vcpu_fd, f->out_fd,
-                                     f->wvcpu_fd};
-    unsigned n = 4, out = 0;
+    int all[SANDBOX_KEEP_MAX + 5] = {STDERR_FILENO, f->vcpu_fd, f->out_fd,
+                                     f->wvcpu_fd,
+                                     f->stdout_ok ? STDOUT_FILENO : -1};
+    unsigned n = 5, out = 0;
     for (unsigned i = 0; i < f->nkeep && i < SANDBOX_KEEP_MAX; i++)
         all[n++] = f->keep[i];
     qsort(all, n, sizeof all[0], cmp_int);
@@ -70,13 +71,31 @@ static rlim_t nofile_limit(const int *keep, unsigned n)
 
 unsigned sandbox_files_max(const struct sandbox_fds *f)
 {
-    int keep[SANDBOX_KEEP_MAX + 4];
+    int keep[SANDBOX_KEEP_MAX + 5];
     unsigned n = kept_fds(f, keep);
     rlim_t lim = nofile_limit(keep, n);
     /* New fds take the lowest free numbers below the limit; the input is
      * one of the kept fds and counts as a handle. */
     rlim_t room = lim > n ? lim - n : 0;
     return room + 1 < CT_HANDLES_MAX ? (unsigned)room + 1 : CT_HANDLES_MAX;
+}
+
+/* What only a run with an output needs. */
+static int add_output_rules(scmp_filter_ctx ctx, int out_fd)
+{
+    int r = 0;
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pwrite64), 1,
+                          SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)out_fd));
+    /* copy: input bytes to the output in the kernel, never to any other
+     * fd (arg 2 is fd_out); allocate: zeros without a buffer. */
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(copy_file_range), 1,
+                          SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)out_fd));
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fallocate), 1,
+                          SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)out_fd));
+    /* end_output: the output's final size (a writer may end in a hole). */
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ftruncate), 1,
+                          SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)out_fd));
+    return r;
 }
 
 static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
@@ -106,17 +125,8 @@ static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
      * every fd this process holds is one it may read (the output, the
      * vCPU and O_PATH directory fds just fail). */
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pread64), 0);
-    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pwrite64), 1,
-                          SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->out_fd));
-    /* copy: input bytes to the output in the kernel, never to any other
-     * fd (arg 2 is fd_out); allocate: zeros without a buffer. */
-    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(copy_file_range), 1,
-                          SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)f->out_fd));
-    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(fallocate), 1,
-                          SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->out_fd));
-    /* end_output: the output's final size (a writer may end in a hole). */
-    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ftruncate), 1,
-                          SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->out_fd));
+    if (f->out_fd >= 0)
+        r |= add_output_rules(ctx, f->out_fd);
     /* Backing files: openat2 only from an allowed directory fd (the host
      * adds RESOLVE_BENEATH; the policy in backing.c runs first), fstat to
      * check it is a regular file, close to drop a refused one. */
@@ -129,6 +139,10 @@ static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
     /* Notices and the final message. */
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
                           SCMP_A0(SCMP_CMP_EQ, STDERR_FILENO));
+    /* info: the rendered output, once the guest has finished. */
+    if (f->stdout_ok)
+        r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(write), 1,
+                              SCMP_A0(SCMP_CMP_EQ, STDOUT_FILENO));
     /* The watchdog's SIGALRM handler returns through rt_sigreturn. */
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigreturn), 0);
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_UNDEFINED__)
@@ -144,7 +158,7 @@ static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
 int sandbox_lockdown(const struct sandbox_fds *f, char *err, size_t errlen)
 {
     struct rlimit zero = {0, 0}, nofile;
-    int keep[SANDBOX_KEEP_MAX + 4];
+    int keep[SANDBOX_KEEP_MAX + 5];
     unsigned n = kept_fds(f, keep);
     scmp_filter_ctx ctx;
     int ret;

@@ -2,6 +2,7 @@
 #ifndef INSTAR_VMM_SANDBOX_H
 #define INSTAR_VMM_SANDBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define SANDBOX_KEEP_MAX 24
@@ -9,7 +10,8 @@
 struct sandbox_fds {
     int vcpu_fd;
     int wvcpu_fd; /* the worker vCPU, or -1 */
-    int out_fd;
+    int out_fd;   /* the output, or -1 (info: no output) */
+    bool stdout_ok; /* keep stdout and allow write(1) (info's rendering) */
     int keep[SANDBOX_KEEP_MAX]; /* input, backing roots: kept open */
     unsigned nkeep;
     int roots[SANDBOX_KEEP_MAX]; /* directories openat2 may start from */

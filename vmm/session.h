@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "backing.h"
+#include "info.h"
 #include "instar_ct.h"
 #include "vm.h"
 #include "window.h"
@@ -44,6 +45,10 @@ struct vmm_session {
     unsigned vcpus; /* 1 or 2; 0: 2 when this process may use 2 CPUs */
     bool no_kernel_copy; /* answer copy and allocate with CT_ENOTSUP
                             (INSTAR_NO_KERNEL_COPY=1, for tests) */
+    /* Info mode (ABI 7): the records the guest sends; NULL for dd. The
+     * run has no output then (out_fd -1) and writes only to stdout,
+     * after the guest has finished. */
+    struct info_stream *info;
 
     /* The worker vCPU's thread (run.c), NULL with one vCPU. */
     struct vmm_worker *worker;

@@ -23,7 +23,7 @@ int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
     struct arena heap, io;
     struct fmt_chain chain = {0};
     struct fmt_env env = {ops,      err,           &heap, &io,
-                          mem->par, cfg->files_max, &chain};
+                          mem->par, cfg->files_max, &chain, FMT_REFS_OPEN};
     struct fmt_reader *r;
     struct fmt_writer *w;
     struct fmt_write_opts opts = cfg->write;

@@ -17,6 +17,20 @@
 #include "limits.h"
 
 struct qcow2_chain;
+struct fmt_info;
+
+/*
+ * What a reader does with the files an image refers to besides its own
+ * extents: backing files, parents, external data files (env->refs).
+ */
+enum fmt_refs {
+    FMT_REFS_OPEN = 0, /* dd: open them; a refusal fails the open */
+    FMT_REFS_NAME,     /* info: open none, keep their names */
+    FMT_REFS_CHAIN     /* info --backing-chain: open backing files and
+                          parents (a host refusal is noted in
+                          backing_refused, not an error); never a data
+                          file */
+};
 
 /*
  * What the readers of one chain (the input and every file it refers to)
@@ -38,6 +52,7 @@ struct fmt_env {
     uint32_t files_max; /* handles the host can grant, the input included
                            (boot info); 0: CT_HANDLES_MAX */
     struct fmt_chain *chain; /* NULL: each reader keeps its own buffers */
+    uint32_t refs;           /* enum fmt_refs */
 };
 
 /* Where a stretch of virtual disk comes from (a reader's block status). */
@@ -74,6 +89,15 @@ struct fmt_reader {
     uint64_t file_size;
     unsigned depth;     /* 0 = the input, 1 = its backing file, ... */
     void *priv;         /* the driver's state */
+    uint32_t format;    /* CT_FMT_* (set by fmt_open) */
+    /* `instar info`: the reader's own facts and safety checks as records
+     * (fmt/info.h); NULL: only what every image has. */
+    int (*info)(struct fmt_reader *r, struct fmt_info *s);
+    /* The image unallocated data comes from (backing file, parent) once
+     * opened (fmt_open_ref); NULL when there is none or it was not
+     * opened (env->refs). */
+    struct fmt_reader *backing;
+    bool backing_refused; /* FMT_REFS_CHAIN: the host refused it */
 };
 
 /* What a writer stamps into its output; the boot info supplies it. */
@@ -170,6 +194,20 @@ struct fmt_probe_result fmt_probe(const uint8_t *head, size_t n);
 struct fmt_probe_result fmt_probe_tail(const uint8_t *tail, size_t n,
                                        bool dmg_name);
 
+/* ISO 9660: the primary volume descriptor's "CD001" in sector 16 (of
+ * 2048 bytes), after its type byte. Not an image format to qemu (it reads
+ * an ISO as raw), but a file that is an ISO and another format at once is
+ * a polyglot that tools may read either way. */
+#define FMT_PROBE_ISO_OFF 0x8001u
+
+/* For info's format-confusion check: the names of every format whose
+ * signature the file carries (head: its first FMT_PROBE_LEN bytes, tail:
+ * its last FMT_PROBE_TAIL_LEN, iso: 5 bytes at FMT_PROBE_ISO_OFF), at
+ * most max, in a fixed order; a name may repeat. */
+uint32_t fmt_probe_all(const uint8_t *head, size_t n, const uint8_t *tail,
+                       size_t tn, const uint8_t *iso, size_t isn,
+                       const char **names, uint32_t max);
+
 /* True when the name ends in ".dmg" (qemu's dmg probe looks at names). */
 bool fmt_name_is_dmg(const char *name, size_t len);
 
@@ -198,6 +236,15 @@ int fmt_extent_of(struct fmt_reader *r, uint64_t off, uint64_t len,
 int fmt_open_backing(const struct fmt_env *env, uint32_t parent,
                      const char *name, uint32_t name_len, const char *fmt,
                      uint32_t *handle);
+
+/* Opens what image r takes unallocated data from (a backing file or
+ * parent named `name`) as env->refs says, probing when format is
+ * CT_FMT_PROBE: FMT_REFS_OPEN opens it (a refusal fails); FMT_REFS_NAME
+ * opens nothing (*out = NULL); FMT_REFS_CHAIN opens it, and a host refusal
+ * sets r->backing_refused (*out = NULL). Sets r->backing too. */
+int fmt_open_ref(const struct fmt_env *env, struct fmt_reader *r,
+                 const char *name, uint32_t name_len, uint32_t format,
+                 const char *fmt, struct fmt_reader **out);
 
 /* Reads exactly len bytes of file `handle` at off into buf (I/O area).
  * A short read is corruption: "FMT: WHAT at offset N is past the end of

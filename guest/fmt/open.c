@@ -99,6 +99,7 @@ int fmt_open_named(const struct fmt_env *env, uint32_t handle,
     r->env = env;
     r->handle = handle;
     r->depth = depth;
+    r->format = format;
     ret = drivers[format].open(env, handle, r);
     if (ret != G_OK)
         return ret;
@@ -153,9 +154,21 @@ int fmt_extent_of(struct fmt_reader *r, uint64_t off, uint64_t len,
     return r->extent(r, off, len, e);
 }
 
-int fmt_open_backing(const struct fmt_env *env, uint32_t parent,
-                     const char *name, uint32_t name_len, const char *fmt,
-                     uint32_t *handle)
+static int check_name_len(const struct fmt_env *env, uint32_t name_len,
+                          const char *fmt)
+{
+    if (name_len == 0 || name_len > LIMIT_NAME_LEN)
+        return g_fail(env->err, G_ECORRUPT,
+                      "%s: referenced file name length %u is invalid", fmt,
+                      (unsigned)name_len);
+    return G_OK;
+}
+
+/* Asks the host for a file; with `refused` a policy refusal is an answer
+ * (*refused set, G_OK), not an error. */
+static int request(const struct fmt_env *env, uint32_t parent,
+                   const char *name, uint32_t name_len, const char *fmt,
+                   uint32_t *handle, bool *refused)
 {
     const struct ct_ops *ops = env->ops;
     char shown[128];
@@ -167,11 +180,13 @@ int fmt_open_backing(const struct fmt_env *env, uint32_t parent,
     for (uint32_t i = 0; i < n; i++)
         if ((uint8_t)shown[i] < 0x20 || (uint8_t)shown[i] >= 0x7f)
             shown[i] = '?';
-    if (name_len == 0 || name_len > LIMIT_NAME_LEN)
-        return g_fail(env->err, G_ECORRUPT,
-                      "%s: referenced file name length %u is invalid", fmt,
-                      (unsigned)name_len);
+    if ((ret = check_name_len(env, name_len, fmt)) != G_OK)
+        return ret;
     ret = ops->open_backing(ops->ctx, parent, name, name_len, handle);
+    if (ret == CT_EPERM && refused) {
+        *refused = true;
+        return G_OK;
+    }
     if (ret == CT_EPERM)
         return g_fail(env->err, G_EIO,
                       "%s: cannot open '%s': not found or not allowed (files "
@@ -189,6 +204,39 @@ int fmt_open_backing(const struct fmt_env *env, uint32_t parent,
         return g_fail(env->err, G_EIO, "%s: cannot open '%s': %s", fmt,
                       shown, ct_result_str(ret));
     return G_OK;
+}
+
+int fmt_open_backing(const struct fmt_env *env, uint32_t parent,
+                     const char *name, uint32_t name_len, const char *fmt,
+                     uint32_t *handle)
+{
+    return request(env, parent, name, name_len, fmt, handle, NULL);
+}
+
+int fmt_open_ref(const struct fmt_env *env, struct fmt_reader *r,
+                 const char *name, uint32_t name_len, uint32_t format,
+                 const char *fmt, struct fmt_reader **out)
+{
+    bool refused = false;
+    uint32_t h = 0;
+    int ret;
+
+    *out = NULL;
+    if (env->refs == FMT_REFS_NAME) /* the name as dd would take it */
+        return check_name_len(env, name_len, fmt);
+    ret = request(env, r->handle, name, name_len, fmt, &h,
+                  env->refs == FMT_REFS_CHAIN ? &refused : NULL);
+    if (ret != G_OK)
+        return ret;
+    if (refused) {
+        r->backing_refused = true;
+        return G_OK;
+    }
+    /* qemu probes a backing file without a format by content and name. */
+    ret = fmt_open_named(env, h, format, r->depth + 1,
+                         fmt_name_is_dmg(name, name_len), out);
+    r->backing = *out;
+    return ret;
 }
 
 int fmt_pread_partial(const struct fmt_env *env, uint32_t handle,

@@ -110,3 +110,33 @@ bool fmt_name_is_dmg(const char *name, size_t len)
 {
     return len > 4 && memcmp(name + len - 4, ".dmg", 4) == 0;
 }
+
+uint32_t fmt_probe_all(const uint8_t *head, size_t n, const uint8_t *tail,
+                       size_t tn, const uint8_t *iso, size_t isn,
+                       const char **names, uint32_t max)
+{
+    uint32_t k = 0;
+#define ADD(name_)                                                            \
+    do {                                                                      \
+        if (k < max)                                                          \
+            names[k++] = (name_);                                             \
+    } while (0)
+    for (size_t i = 0; i < sizeof magics / sizeof magics[0]; i++) {
+        const struct magic *m = &magics[i];
+        if (m->off + m->len <= n &&
+            memcmp(head + m->off, m->bytes, m->len) == 0)
+            ADD(m->name);
+    }
+    if (vmdk_descriptor(head, n))
+        ADD("vmdk");
+    /* a fixed VHD's footer, or a dynamic one's (which also has its copy
+     * at 0) */
+    if (tn >= FMT_PROBE_TAIL_LEN && memcmp(tail, "conectix", 8) == 0)
+        ADD("vpc");
+    if (tn >= FMT_PROBE_TAIL_LEN && memcmp(tail, "koly", 4) == 0)
+        ADD("dmg");
+    if (isn >= 5 && memcmp(iso, "CD001", 5) == 0)
+        ADD("iso");
+#undef ADD
+    return k;
+}

@@ -20,7 +20,7 @@ struct qcow2_hdr {
     uint32_t version, cluster_bits, crypt_method, l1_size;
     uint32_t backing_size, header_length, refcount_order;
     uint32_t reftable_clusters;
-    uint64_t backing_offset, size, l1_offset, incompat, autoclear;
+    uint64_t backing_offset, size, l1_offset, incompat, compat, autoclear;
     uint64_t reftable_offset;
     uint8_t compression_type;
 };
@@ -71,6 +71,7 @@ static int read_header(struct qcow2 *q, const uint8_t *h, uint64_t got,
                           "version 3 header needs %u",
                           (unsigned long long)q->file_size, V3_HEADER_LEN);
         hdr->incompat = get_be64(h + 72);
+        hdr->compat = get_be64(h + 80);
         hdr->autoclear = get_be64(h + 88);
         hdr->refcount_order = get_be32(h + 96);
         hdr->header_length = get_be32(h + 100);
@@ -265,6 +266,10 @@ static int read_extensions(struct qcow2 *q, const uint8_t *h, uint32_t start,
             x->features_off = data;
             x->features_len = len;
             break;
+        case QCOW2_EXT_BITMAPS: /* only info reads it */
+            q->facts.bitmaps = h + data;
+            q->facts.bitmaps_len = len;
+            break;
         default: /* bitmaps, encryption pointer, unknown: not needed */
             break;
         }
@@ -313,7 +318,7 @@ static int open_backing(struct qcow2 *q, struct fmt_reader *r,
                         const struct qcow2_exts *x)
 {
     const struct fmt_env *env = q->env;
-    uint32_t fmt = CT_FMT_PROBE, h = 0, len = 0;
+    uint32_t fmt = CT_FMT_PROBE, len = 0;
     uint64_t end;
     int ret;
 
@@ -343,19 +348,20 @@ static int open_backing(struct qcow2 *q, struct fmt_reader *r,
         len++;
     if (len == 0)
         return G_OK;
-    if (q->has_data_file &&
+    if ((hdr->incompat & QCOW2_INCOMPAT_DATA_FILE) &&
         (hdr->autoclear & QCOW2_AUTOCLEAR_DATA_FILE_RAW))
         return g_fail(env->err, G_ECORRUPT,
                       "qcow2: a backing file conflicts with the data-file-raw "
                       "bit");
     if ((ret = backing_format(q, x, &fmt)) != G_OK)
         return ret;
-    ret = fmt_open_backing(env, q->handle, name, len, "qcow2", &h);
-    if (ret != G_OK)
-        return ret;
-    /* qemu probes a backing file without a format by content and name. */
-    return fmt_open_named(env, h, fmt, r->depth + 1,
-                          fmt_name_is_dmg(name, len), &q->backing);
+    q->facts.backing_name = name;
+    q->facts.backing_name_len = len;
+    if (x->has_backing_fmt) {
+        q->facts.backing_fmt = (const char *)x->head + x->backing_fmt_off;
+        q->facts.backing_fmt_len = x->backing_fmt_len;
+    }
+    return fmt_open_ref(env, r, name, len, fmt, "qcow2", &q->backing);
 }
 
 static int open_data_file(struct qcow2 *q, const struct qcow2_exts *x)
@@ -372,6 +378,12 @@ static int open_data_file(struct qcow2 *q, const struct qcow2_exts *x)
         return g_fail(env->err, G_ECORRUPT,
                       "qcow2: data file name length %u invalid (1..%u)",
                       (unsigned)x->data_file_len, LIMIT_NAME_LEN);
+    q->facts.data_name = (const char *)x->head + x->data_file_off;
+    q->facts.data_name_len = x->data_file_len;
+    /* qemu-img info opens no data file, with --backing-chain neither
+     * (measured): its clusters are never read. */
+    if (env->refs != FMT_REFS_OPEN)
+        return G_OK;
     ret = fmt_open_backing(env, q->handle,
                            (const char *)x->head + x->data_file_off,
                            x->data_file_len, "qcow2", &q->data_handle);
@@ -499,11 +511,22 @@ int fmt_qcow2_open(const struct fmt_env *env, uint32_t handle,
     if ((ret = qcow2_map_init(q)) != G_OK)
         return ret;
 
+    q->facts.incompat = hdr.incompat;
+    q->facts.compat = hdr.compat;
+    q->facts.autoclear = hdr.autoclear;
+    q->facts.refcount_order = hdr.refcount_order;
+    q->facts.l1_size = hdr.l1_size;
+    q->facts.reftable_offset = hdr.reftable_offset;
+    q->facts.reftable_clusters = hdr.reftable_clusters;
+    q->facts.nb_snapshots = get_be32(h + 60);
+    q->facts.snapshots_offset = get_be64(h + 64);
+
     r->name = "qcow2";
     r->vsize = q->vsize;
     r->file_size = q->file_size;
     r->read = qcow2_read;
     r->extent = qcow2_extent;
+    r->info = qcow2_info;
     r->priv = q;
     return G_OK;
 }

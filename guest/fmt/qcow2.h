@@ -31,6 +31,9 @@
 #define QCOW2_INCOMPAT_EXTL2 (1ull << 4)
 #define QCOW2_INCOMPAT_KNOWN 0x1full
 
+/* compatible_features bits */
+#define QCOW2_COMPAT_LAZY_REFCOUNTS (1ull << 0)
+
 /* autoclear_features bits */
 #define QCOW2_AUTOCLEAR_DATA_FILE_RAW (1ull << 1)
 
@@ -39,6 +42,7 @@
 #define QCOW2_EXT_BACKING_FORMAT 0xe2792acau
 #define QCOW2_EXT_FEATURE_TABLE 0x6803f857u
 #define QCOW2_EXT_DATA_FILE 0x44415441u
+#define QCOW2_EXT_BITMAPS 0x23852875u
 
 /* L1/L2 entry fields */
 #define QCOW2_OFFSET_MASK 0x00fffffffffffe00ull /* bits 9-55 */
@@ -117,7 +121,38 @@ struct qcow2 {
     struct fmt_reader *backing; /* NULL: unallocated reads zeros */
 
     struct qcow2_chain *ch; /* the L2 cache and compressed-cluster buffers */
+
+    /* What `instar info` reports (qcow2_info.c); names point into the
+     * head buffer, which lives as long as the reader. */
+    struct qcow2_facts {
+        uint64_t incompat, compat, autoclear;
+        uint32_t refcount_order;
+        uint32_t l1_size;           /* entries the L1 table holds */
+        uint64_t reftable_offset;
+        uint32_t reftable_clusters;
+        uint32_t nb_snapshots;
+        uint64_t snapshots_offset;
+        const char *backing_name, *backing_fmt, *data_name;
+        uint32_t backing_name_len, backing_fmt_len, data_name_len;
+        const uint8_t *bitmaps;     /* the bitmaps extension, or NULL */
+        uint32_t bitmaps_len;
+    } facts;
 };
+
+/* fmt_reader.info for qcow2 (qcow2_info.c). */
+int qcow2_info(struct fmt_reader *r, struct fmt_info *s);
+/* For the info scan: the run of virtual disk at off (< vsize) as the read
+ * path sees it, every entry checked as a read would (qcow2_map.c). */
+struct qcow2_run {
+    uint64_t len;
+    uint64_t host;  /* RUN_DATA: file offset; compressed: its start */
+    uint64_t csize; /* compressed: stored bytes */
+    bool data, compressed;
+};
+int qcow2_scan_run(struct qcow2 *q, uint64_t off, struct qcow2_run *run);
+/* File offset of L1 entry idx's L2 table (0: none), checked as a read
+ * would check it (qcow2_map.c). */
+int qcow2_l2_offset(struct qcow2 *q, uint64_t idx, uint64_t *off);
 
 /* Joins q to its chain's shared buffers and sets up the L1 window
  * (qcow2_map.c). */

@@ -148,32 +148,44 @@ static int l2_window(struct qcow2 *q, uint64_t off, uint64_t len,
     return G_OK;
 }
 
+/* The file offset of the L2 table of L1 index idx (0: unallocated),
+ * cluster-aligned and inside the file. */
+static int l2_table(struct qcow2 *q, uint64_t idx, uint64_t *off)
+{
+    const struct fmt_env *env = q->env;
+    uint64_t e;
+    int ret;
+
+    if ((ret = l1_entry(q, idx, &e)) != G_OK)
+        return ret;
+    *off = e & QCOW2_OFFSET_MASK;
+    if (*off == 0)
+        return G_OK;
+    if (*off & (q->cluster_size - 1))
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: L1 entry %llu: L2 table offset %llu is not "
+                      "cluster-aligned",
+                      (unsigned long long)idx, (unsigned long long)*off);
+    if (*off > q->file_size || q->file_size - *off < q->cluster_size)
+        return g_fail(env->err, G_ECORRUPT,
+                      "qcow2: L1 entry %llu: L2 table offset %llu is past "
+                      "the end of the file (%llu bytes)",
+                      (unsigned long long)idx, (unsigned long long)*off,
+                      (unsigned long long)q->file_size);
+    return G_OK;
+}
+
 /* The L2 entry l2i of the table for L1 index idx (*e, and *bitmap with
  * extended L2 entries); *mapped = false: the table is unallocated. */
 static int l2_entry(struct qcow2 *q, uint64_t idx, uint64_t l2i,
                     bool *mapped, uint64_t *e, uint64_t *bitmap)
 {
-    const struct fmt_env *env = q->env;
     uint64_t off;
     int ret;
 
-    if ((ret = l1_entry(q, idx, e)) != G_OK)
-        return ret;
-    off = *e & QCOW2_OFFSET_MASK;
     *mapped = false;
-    if (off == 0)
-        return G_OK;
-    if (off & (q->cluster_size - 1))
-        return g_fail(env->err, G_ECORRUPT,
-                      "qcow2: L1 entry %llu: L2 table offset %llu is not "
-                      "cluster-aligned",
-                      (unsigned long long)idx, (unsigned long long)off);
-    if (off > q->file_size || q->file_size - off < q->cluster_size)
-        return g_fail(env->err, G_ECORRUPT,
-                      "qcow2: L1 entry %llu: L2 table offset %llu is past "
-                      "the end of the file (%llu bytes)",
-                      (unsigned long long)idx, (unsigned long long)off,
-                      (unsigned long long)q->file_size);
+    if ((ret = l2_table(q, idx, &off)) != G_OK || off == 0)
+        return ret;
     /* The window holding entry l2i; windows are aligned to their size. */
     uint64_t wlen = l2_window_bytes(q->cluster_size);
     uint64_t at = l2i * q->entry_bytes, wstart = at - at % wlen;
@@ -550,4 +562,21 @@ int qcow2_extent(struct fmt_reader *r, uint64_t off, uint64_t len,
         *e = (struct fmt_extent){FMT_EXTENT_DATA, 0, 0, n};
         return G_OK;
     }
+}
+
+int qcow2_l2_offset(struct qcow2 *q, uint64_t idx, uint64_t *off)
+{
+    return l2_table(q, idx, off);
+}
+
+int qcow2_scan_run(struct qcow2 *q, uint64_t off, struct qcow2_run *run)
+{
+    struct piece p;
+    int ret = lookup(q, off, &p);
+
+    if (ret != G_OK)
+        return ret;
+    *run = (struct qcow2_run){p.len, p.host, p.csize, p.kind == RUN_DATA,
+                              p.kind == RUN_COMPRESSED};
+    return G_OK;
 }

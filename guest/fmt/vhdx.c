@@ -5,6 +5,7 @@
  * numbers refer to the VHDX specification v1.0 ([MS-VHDX]).
  */
 #include "crc32c.h"
+#include "info.h"
 #include "vhdx.h"
 #include "../rt/rt.h"
 
@@ -526,6 +527,18 @@ static int parse_locator(struct open_ctx *c, uint32_t koff[K_COUNT],
     return G_OK;
 }
 
+/* The parent's name as reported by info (the locator's first path). */
+static int keep_name(struct open_ctx *c, const char *name, uint32_t len)
+{
+    char *p = fmt_alloc(c->env, len, "vhdx", "parent name");
+    if (!p)
+        return G_ENOMEM;
+    memcpy(p, name, len);
+    c->v->parent_name = p;
+    c->v->parent_name_len = len;
+    return G_OK;
+}
+
 static int open_parent(struct open_ctx *c)
 {
     static const int order[2] = {K_RELATIVE, K_ABSOLUTE};
@@ -550,7 +563,8 @@ static int open_parent(struct open_ctx *c)
         return fail(c, G_ECORRUPT, "parent locator has no relative_path or "
                                    "absolute_win32_path");
     /* Try relative_path, then absolute_win32_path; the last failure names
-     * its path. */
+     * its path. Info without --backing-chain opens neither and reports
+     * the first. */
     for (int i = 0; i < 2; i++) {
         int k = order[i];
         if (!klen[k])
@@ -562,16 +576,24 @@ static int open_parent(struct open_ctx *c)
                             sizeof name, &name_len);
         if (ret != G_OK)
             return ret;
+        if (name_len && !c->v->parent_name &&
+            (ret = keep_name(c, name, name_len)) != G_OK)
+            return ret;
+        if (c->env->refs == FMT_REFS_NAME)
+            break;
         if (name_len && ops->open_backing(ops->ctx, c->r->handle, name,
                                           name_len, &h) == CT_OK)
             break;
         h = 0;
     }
-    if (!h && (ret = fmt_open_backing(c->env, c->r->handle, name, name_len,
-                                      "vhdx", &h)) != G_OK)
-        return ret;
-    ret = fmt_open(c->env, h, CT_FMT_VHDX, c->r->depth + 1, &c->v->parent);
-    if (ret != G_OK)
+    if (h)
+        ret = fmt_open(c->env, h, CT_FMT_VHDX, c->r->depth + 1,
+                       &c->v->parent);
+    else
+        ret = fmt_open_ref(c->env, c->r, name, name_len, CT_FMT_VHDX, "vhdx",
+                           &c->v->parent);
+    c->r->backing = c->v->parent;
+    if (ret != G_OK || !c->v->parent)
         return ret;
     const struct vhdx *pv = c->v->parent->priv;
     if (memcmp(pv->data_write_guid, linkage, 16) != 0) {
@@ -584,6 +606,27 @@ static int open_parent(struct open_ctx *c)
                       got, want);
     }
     return G_OK;
+}
+
+/* fmt_reader.info: the block size is qemu-img info's cluster size; the
+ * parent is instar's own report (qemu 7.2 opens no differencing image);
+ * every BAT entry is checked as a read would check it. */
+static int vhdx_info(struct fmt_reader *r, struct fmt_info *s)
+{
+    const struct vhdx *v = r->priv;
+    int ret = fmt_info_u64(s, CT_INFO_CLUSTER_SIZE, v->block_size);
+
+    if (ret == G_OK)
+        ret = fmt_info_bool(s, CT_INFO_DIRTY, false);
+
+    if (ret == G_OK && v->parent_name_len &&
+        ((ret = fmt_info_str(s, CT_INFO_BACKING_FILENAME, v->parent_name,
+                             v->parent_name_len)) != G_OK ||
+         (ret = fmt_info_str(s, CT_INFO_BACKING_FORMAT, "vhdx", 4)) != G_OK))
+        return ret;
+    if (ret != G_OK)
+        return ret;
+    return vhdx_check_blocks(r);
 }
 
 int fmt_vhdx_open(const struct fmt_env *env, uint32_t handle,
@@ -627,6 +670,7 @@ int fmt_vhdx_open(const struct fmt_env *env, uint32_t handle,
     r->file_size = v->file_size;
     r->read = vhdx_read;
     r->extent = vhdx_extent;
+    r->info = vhdx_info;
     r->priv = v;
     return G_OK;
 }

@@ -35,6 +35,8 @@ struct vhdx {
     bool has_parent;
     uint8_t data_write_guid[16];
     struct fmt_reader *parent; /* differencing only */
+    const char *parent_name;   /* the locator's path, for info */
+    uint32_t parent_name_len;
 
     /* Metadata the payload must not overlap: the first MiB (identifier,
      * headers, region tables), the log, the BAT and the metadata region. */
@@ -58,5 +60,9 @@ int vhdx_read(struct fmt_reader *r, uint64_t off, void *buf, uint64_t len);
 /* The reader's extent(). */
 int vhdx_extent(struct fmt_reader *r, uint64_t off, uint64_t len,
                 struct fmt_extent *e);
+
+/* For info: every payload block's BAT entry (and sector bitmap entry)
+ * checked as a read would check it; G_ECORRUPT with the first problem. */
+int vhdx_check_blocks(struct fmt_reader *r);
 
 #endif

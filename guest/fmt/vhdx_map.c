@@ -346,3 +346,21 @@ int vhdx_extent(struct fmt_reader *r, uint64_t off, uint64_t len,
         return G_OK;
     }
 }
+
+int vhdx_check_blocks(struct fmt_reader *r)
+{
+    struct vhdx *v = r->priv;
+
+    for (uint64_t blk = 0; blk < v->nblocks; blk++) {
+        enum where where;
+        uint64_t foff;
+        /* the block as a read would find it, then a partial block's
+         * sector bitmap */
+        int ret = locate(r, v, blk << v->block_bits, &where, &foff);
+        if (ret == G_OK && where == IN_FILE_PARTIAL)
+            ret = load_bitmap(r, v, blk);
+        if (ret != G_OK)
+            return ret;
+    }
+    return G_OK;
+}

@@ -11,10 +11,16 @@
  * size of a SPARSE extent is its header capacity. docs/format-coverage.md
  * lists the measurements.
  */
+#include "info.h"
 #include "vmdk.h"
 #include "../rt/rt.h"
 
 enum { EXT_FLAT, EXT_SPARSE };
+/* The extent line's type, as qemu-img info names it ("" for the one
+ * extent of a monolithic sparse file). */
+enum { TYPE_NONE, TYPE_FLAT, TYPE_VMFS, TYPE_SPARSE, TYPE_VMFSSPARSE };
+static const char *const type_names[] = {"", "FLAT", "VMFS", "SPARSE",
+                                         "VMFSSPARSE"};
 
 /* One extent line. Kept small: a descriptor may list LIMIT_VMDK_EXTENTS. */
 struct vmdk_extent {
@@ -27,6 +33,7 @@ struct vmdk_extent {
     uint32_t name_off;      /* open only: the name in the descriptor */
     uint16_t name_len;      /* (at most 511 bytes) */
     uint8_t kind;
+    uint8_t type;           /* TYPE_*, for info */
 };
 
 struct vmdk_state {
@@ -40,6 +47,9 @@ struct vmdk_state {
     bool parent_cid_ok;
     uint8_t *scratch;       /* VMDK_SPARSE_SCRATCH bytes of I/O area */
     struct vmdk_shared *sh; /* the chain's; NULL: no sparse extent in it */
+    /* for info: the descriptor's createType and parentFileNameHint */
+    const char *create_type, *hint;
+    uint32_t create_type_len, hint_len;
 };
 
 static bool is_ws(char c)
@@ -94,25 +104,37 @@ static int desc_hex(const struct fmt_env *env, const char *s, uint32_t n,
 }
 
 /* KEY="VALUE": the value starts two characters after the key and ends at
- * the next quote. found = false when the key is absent. */
-static int desc_str(const struct fmt_env *env, const char *s, uint32_t n,
-                    const char *key, const char **v, uint32_t *len,
-                    bool *found)
+ * the next quote. 0: found, 1: absent, -1: not quoted. */
+static int desc_value(const char *s, uint32_t n, const char *key,
+                      const char **v, uint32_t *len)
 {
     int64_t at = find(s, n, key);
     uint64_t p, q;
 
-    *found = at >= 0;
     if (at < 0)
-        return G_OK;
+        return 1;
     p = (uint64_t)at + rt_strlen(key) + 2;
     for (q = p; q < n && s[q] != '"'; q++)
         ;
     if (p > n || q >= n)
-        return g_fail(env->err, G_ECORRUPT,
-                      "vmdk: descriptor %s value is not quoted", key);
+        return -1;
     *v = s + p;
     *len = (uint32_t)(q - p);
+    return 0;
+}
+
+/* desc_value, failing on a value that is not quoted; found = false when
+ * the key is absent. */
+static int desc_str(const struct fmt_env *env, const char *s, uint32_t n,
+                    const char *key, const char **v, uint32_t *len,
+                    bool *found)
+{
+    int r = desc_value(s, n, key, v, len);
+
+    *found = r == 0;
+    if (r < 0)
+        return g_fail(env->err, G_ECORRUPT,
+                      "vmdk: descriptor %s value is not quoted", key);
     return G_OK;
 }
 
@@ -186,7 +208,7 @@ static bool streq(const char *a, const char *b)
 
 /* Classifies a line: 1 = an extent to open (kind set), 0 = skipped. */
 static int classify(const struct fmt_env *env, const char *p, const char *e,
-                    struct ext_line *l, int *kind)
+                    struct ext_line *l, int *kind, int *type)
 {
     int m = scan_line(p, e, l);
     bool flat;
@@ -207,15 +229,18 @@ static int classify(const struct fmt_env *env, const char *p, const char *e,
     }
     if (l->sectors <= 0)
         return 0;
-    if (flat || streq(l->type, "VMFS"))
+    if (flat || streq(l->type, "VMFS")) {
         *kind = EXT_FLAT;
-    else if (streq(l->type, "SPARSE") || streq(l->type, "VMFSSPARSE"))
+        *type = flat ? TYPE_FLAT : TYPE_VMFS;
+    } else if (streq(l->type, "SPARSE") || streq(l->type, "VMFSSPARSE")) {
         *kind = EXT_SPARSE;
-    else if (streq(l->type, "SESPARSE"))
+        *type = streq(l->type, "SPARSE") ? TYPE_SPARSE : TYPE_VMFSSPARSE;
+    } else if (streq(l->type, "SESPARSE")) {
         return g_fail(env->err, G_ENOTSUP,
                       "vmdk: SESPARSE extents are not supported");
-    else
+    } else {
         return 0; /* ZERO, VMFSRDM, VMFSRAW, ...: qemu skips them */
+    }
     if (l->offset < 0 || (uint64_t)l->offset > UINT64_MAX / VMDK_SECTOR)
         l->offset = 0;
     return 1;
@@ -290,7 +315,8 @@ static int check_create_type(const struct fmt_env *env, const char *s,
 
 /* The next extent line in [*p, end): 1 and l, kind set; 0 at the end. */
 static int next_extent(const struct fmt_env *env, const char **p,
-                       const char *end, struct ext_line *l, int *kind)
+                       const char *end, struct ext_line *l, int *kind,
+                       int *type)
 {
     while (*p < end) {
         const char *e = *p;
@@ -298,7 +324,7 @@ static int next_extent(const struct fmt_env *env, const char **p,
         while (e < end && *e != '\n')
             e++;
         memset(l, 0, sizeof *l);
-        ret = classify(env, *p, e, l, kind);
+        ret = classify(env, *p, e, l, kind, type);
         *p = e + (e < end);
         if (ret)
             return ret;
@@ -347,9 +373,9 @@ static int parse_extents(struct vmdk_state *st, uint32_t handle,
     uint32_t files_max = env->files_max ? env->files_max : CT_HANDLES_MAX;
     uint64_t vsize = 0;
     struct ext_line l;
-    int kind = EXT_FLAT, ret;
+    int kind = EXT_FLAT, type = TYPE_NONE, ret;
 
-    for (p = s; (ret = next_extent(env, &p, end, &l, &kind)) > 0;)
+    for (p = s; (ret = next_extent(env, &p, end, &l, &kind, &type)) > 0;)
         if (++count > LIMIT_VMDK_EXTENTS)
             return g_fail(env->err, G_ECORRUPT,
                           "vmdk: descriptor has more than %u extents",
@@ -366,9 +392,11 @@ static int parse_extents(struct vmdk_state *st, uint32_t handle,
     if (!table)
         return G_ENOMEM;
     mask--;
-    for (p = s; (ret = next_extent(env, &p, end, &l, &kind)) > 0; st->n++) {
+    for (p = s; (ret = next_extent(env, &p, end, &l, &kind, &type)) > 0;
+         st->n++) {
         struct vmdk_extent *x = &st->ext[st->n];
         x->kind = (uint8_t)kind;
+        x->type = (uint8_t)type;
         x->name_off = (uint32_t)(l.name - s);
         x->name_len = (uint16_t)l.name_len;
         if (kind == EXT_FLAT) {
@@ -423,7 +451,6 @@ static int open_parent(struct vmdk_state *st, struct fmt_reader *r,
     const char *name;
     uint32_t len;
     bool found;
-    uint32_t h;
     int ret = desc_str(st->env, s, n, "parentFileNameHint", &name, &len,
                        &found);
 
@@ -431,10 +458,11 @@ static int open_parent(struct vmdk_state *st, struct fmt_reader *r,
      * standalone, parentCID unchecked) */
     if (ret < 0 || !found || len == 0)
         return ret;
-    if ((ret = fmt_open_backing(st->env, r->handle, name, len, VMDK_NAME,
-                                &h)) < 0 ||
-        (ret = fmt_open(st->env, h, CT_FMT_VMDK, r->depth + 1, &st->parent)) <
-            0)
+    st->hint = name;
+    st->hint_len = len;
+    if ((ret = fmt_open_ref(st->env, r, name, len, CT_FMT_VMDK, VMDK_NAME,
+                            &st->parent)) < 0 ||
+        !st->parent)
         return ret;
     /* qemu fails reads of unallocated grains when the CIDs disagree */
     const struct vmdk_state *ps = st->parent->priv;
@@ -596,6 +624,8 @@ static int open_descriptor_file(struct vmdk_state *st, struct fmt_reader *r)
                       (unsigned)LIMIT_VMDK_DESCRIPTOR_BYTES);
     if ((ret = check_create_type(env, d, n)) < 0 ||
         (ret = parse_ids(st, d, n)) < 0 ||
+        desc_value(d, n, "createType", &st->create_type,
+                   &st->create_type_len) < 0 ||
         (ret = parse_extents(st, r->handle, d, n)) < 0)
         return ret;
     return open_parent(st, r, d, n);
@@ -617,6 +647,11 @@ static int open_monolithic(struct vmdk_state *st, struct fmt_reader *r)
     x->handle = r->handle;
     st->ext = x;
     st->n = 1;
+    /* qemu-img info names a sparse file's type by its compression,
+     * whatever the embedded descriptor says (measured) */
+    st->create_type = x->sp->compressed ? "streamOptimized"
+                                        : "monolithicSparse";
+    st->create_type_len = (uint32_t)rt_strlen(st->create_type);
     if ((ret = parse_ids(st, x->sp->desc, x->sp->desc_len)) < 0)
         return ret;
     return open_parent(st, r, x->sp->desc, x->sp->desc_len);
@@ -646,6 +681,77 @@ static int share(struct vmdk_state *st)
                        VMDK_TABLE_BYTES, VMDK_NAME, "table cache");
 }
 
+/* qemu-img info's cluster size of a vmdk (measured): when every extent
+ * has the same grain size (flat ones none), that size, or none for flat
+ * extents, and the dirty flag (false); with extents that differ, neither
+ * (qemu's query fails, and it prints neither). */
+static bool common_grain(const struct vmdk_state *st, uint64_t *grain)
+{
+    *grain = 0;
+    for (uint32_t i = 0; i < st->n; i++) {
+        const struct vmdk_extent *x = &st->ext[i];
+        uint64_t g = x->kind == EXT_SPARSE ? x->sp->grain_bytes : 0;
+        if (i && g != *grain)
+            return false;
+        *grain = g;
+    }
+    return true;
+}
+
+static int extent_info(const struct vmdk_extent *x, struct fmt_info *s)
+{
+    const char *t = type_names[x->type];
+    int ret;
+    if ((ret = fmt_info_begin(s, CT_INFO_EXTENT, x->handle)) < 0 ||
+        (ret = fmt_info_u64(s, CT_INFO_VIRTUAL_SIZE, x->len)) < 0 ||
+        (ret = fmt_info_str(s, CT_INFO_EXTENT_FORMAT, t,
+                            (uint32_t)rt_strlen(t))) < 0)
+        return ret;
+    if (x->kind == EXT_SPARSE &&
+        ((ret = fmt_info_u64(s, CT_INFO_CLUSTER_SIZE,
+                             x->sp->grain_bytes)) < 0 ||
+         (x->sp->compressed &&
+          (ret = fmt_info_bool(s, CT_INFO_COMPRESSED, true)) < 0)))
+        return ret;
+    return fmt_info_end(s, CT_INFO_EXTENT);
+}
+
+/* fmt_reader.info: the descriptor's facts, each extent, and the check of
+ * each sparse extent file's tables. */
+static int vmdk_info(struct fmt_reader *r, struct fmt_info *s)
+{
+    struct vmdk_state *st = r->priv;
+    uint64_t grain;
+    int ret = G_OK;
+
+    if (common_grain(st, &grain) &&
+        ((grain && (ret = fmt_info_u64(s, CT_INFO_CLUSTER_SIZE, grain)) < 0) ||
+         (ret = fmt_info_bool(s, CT_INFO_DIRTY, false)) < 0))
+        return ret;
+
+    if (ret == G_OK && st->hint_len &&
+        ((ret = fmt_info_str(s, CT_INFO_BACKING_FILENAME, st->hint,
+                             st->hint_len)) < 0 ||
+         (ret = fmt_info_str(s, CT_INFO_BACKING_FORMAT, VMDK_NAME, 4)) < 0))
+        return ret;
+    if (ret < 0 || (ret = fmt_info_u64(s, CT_INFO_VMDK_CID, st->cid)) < 0 ||
+        (ret = fmt_info_u64(s, CT_INFO_VMDK_PARENT_CID, st->parent_cid)) < 0 ||
+        (ret = fmt_info_str(s, CT_INFO_VMDK_CREATE_TYPE, st->create_type,
+                            st->create_type_len)) < 0)
+        return ret;
+    for (uint32_t i = 0; i < st->n; i++)
+        if ((ret = extent_info(&st->ext[i], s)) < 0)
+            return ret;
+    /* one check per sparse file */
+    for (uint32_t i = 0; i < st->n; i++) {
+        struct vmdk_extent *x = &st->ext[i];
+        if (x->kind == EXT_SPARSE && x->file == i &&
+            (ret = vmdk_sparse_check(x->sp, st->sh, s)) < 0)
+            return ret;
+    }
+    return G_OK;
+}
+
 int fmt_vmdk_open(const struct fmt_env *env, uint32_t handle,
                   struct fmt_reader *r)
 {
@@ -663,6 +769,7 @@ int fmt_vmdk_open(const struct fmt_env *env, uint32_t handle,
     r->priv = st;
     r->read = vmdk_read;
     r->extent = vmdk_extent;
+    r->info = vmdk_info;
     ret = env->ops->size(env->ops->ctx, handle, &r->file_size);
     if (ret != CT_OK)
         return g_fail(env->err, G_EIO, "vmdk: cannot get the image size: %s",

@@ -115,4 +115,12 @@ int vmdk_sparse_extent(struct vmdk_sparse *sp, struct vmdk_shared *sh,
 int fmt_vmdk_writer_map(struct fmt_writer *w, uint64_t off, uint64_t len,
                         bool alloc, uint64_t *file_off, uint64_t *run);
 
+struct fmt_info;
+/* For info: checks every grain table and grain of the extent as a read
+ * would (G_ECORRUPT with the first problem, as dd fails), and that none
+ * lies inside the header, the grain directory or a grain table (a reason
+ * in s; UNCHECKED when the directory is too large to check). */
+int vmdk_sparse_check(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                      struct fmt_info *s);
+
 #endif

@@ -5,6 +5,7 @@
  * the chain shares (struct vmdk_shared), so an extent costs only its
  * struct vmdk_sparse however many there are.
  */
+#include "info.h"
 #include "vmdk.h"
 #include "../rt/rt.h"
 
@@ -254,6 +255,29 @@ static int gd_entry(struct vmdk_sparse *sp, struct vmdk_shared *sh,
     return G_OK;
 }
 
+/* What grain g is, its grain table entry being e. */
+static int grain_kind(const struct vmdk_sparse *sp, uint64_t g, uint32_t e,
+                      int *kind, uint64_t *off)
+{
+    *kind = VMDK_GRAIN_UNALLOCATED;
+    if (e == 0)
+        return G_OK;
+    if (e == 1 && sp->zero_flag) {
+        *kind = VMDK_GRAIN_ZERO;
+        return G_OK;
+    }
+    *off = (uint64_t)e * VMDK_SECTOR;
+    /* qemu reads such grains from the header and tables; refuse instead */
+    if (*off < sp->overhead)
+        return g_fail(sp->env->err, G_ECORRUPT,
+                      "vmdk: grain %llu at sector %u lies inside the metadata "
+                      "(overHead %llu sectors)",
+                      (unsigned long long)g, (unsigned)e,
+                      (unsigned long long)(sp->overhead / VMDK_SECTOR));
+    *kind = VMDK_GRAIN_DATA;
+    return G_OK;
+}
+
 /* Kind of grain g and, for data, its byte offset in the file. */
 static int lookup(struct vmdk_sparse *sp, struct vmdk_shared *sh, uint64_t g,
                   int *kind, uint64_t *off)
@@ -272,23 +296,7 @@ static int lookup(struct vmdk_sparse *sp, struct vmdk_shared *sh, uint64_t g,
     if ((ret = tcache_get(&sh->tables, (uintptr_t)sp, t, load_gt, &l,
                           &gt)) < 0)
         return ret;
-    e = get_le32(gt + 4 * (g % sp->gtes));
-    if (e == 0)
-        return G_OK;
-    if (e == 1 && sp->zero_flag) {
-        *kind = VMDK_GRAIN_ZERO;
-        return G_OK;
-    }
-    *off = (uint64_t)e * VMDK_SECTOR;
-    /* qemu reads such grains from the header and tables; refuse instead */
-    if (*off < sp->overhead)
-        return g_fail(sp->env->err, G_ECORRUPT,
-                      "vmdk: grain %llu at sector %u lies inside the metadata "
-                      "(overHead %llu sectors)",
-                      (unsigned long long)g, (unsigned)e,
-                      (unsigned long long)(sp->overhead / VMDK_SECTOR));
-    *kind = VMDK_GRAIN_DATA;
-    return G_OK;
+    return grain_kind(sp, g, get_le32(gt + 4 * (g % sp->gtes)), kind, off);
 }
 
 /* A compressed grain: marker + zlib stream, bounded by the grain size plus
@@ -466,6 +474,143 @@ int vmdk_sparse_extent(struct vmdk_sparse *sp, struct vmdk_shared *sh,
     } else {
         *unallocated = kind == VMDK_GRAIN_UNALLOCATED;
         *e = (struct fmt_extent){FMT_EXTENT_ZERO, 0, 0, run};
+    }
+    return G_OK;
+}
+
+/* Grain tables the overlap check holds: a 1 TiB extent of 64 KiB grains
+ * has 32768. */
+#define CHECK_TABLES_MAX (1u << 18)
+
+/* The header sector, the grain directory and every grain table, checked
+ * to lie in the file and clear of each other. */
+static int table_ranges(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                        struct fmt_ranges *m)
+{
+    uint64_t pos = 0;
+    uint32_t e;
+    int ret;
+
+    fmt_ranges_add(m, 0, VMDK_SECTOR, "header");
+    fmt_ranges_add(m, sp->gd_off, (uint64_t)sp->gd_entries * 4,
+                   "grain directory");
+    for (uint32_t t = 0; t < sp->gd_entries; t++) {
+        if ((ret = gd_entry(sp, sh, t, &e)) < 0)
+            return ret;
+        if (e == 0)
+            continue;
+        if ((ret = sector_off(sp, "grain table", e, (uint64_t)sp->gtes * 4,
+                              &pos)) < 0)
+            return ret;
+        fmt_ranges_add(m, pos, (uint64_t)sp->gtes * 4, "grain table");
+    }
+    return G_OK;
+}
+
+/* Grain tables are read for the check in runs that lie back to back in
+ * the file, this much at once: qemu writes them so, and a 1 GiB disk's 32
+ * tables then cost one host read, not 32. */
+#define CHECK_READ_BYTES (256u * 1024u)
+
+/* Grain g (table entry e) as its read would go, and clear of the tables
+ * (else a reason, the first only: *bad). */
+static int check_grain(struct vmdk_sparse *sp, struct fmt_info *s,
+                       const struct fmt_ranges *m, bool *bad, uint64_t g,
+                       uint32_t e)
+{
+    const struct fmt_env *env = sp->env;
+    uint64_t off = 0, len;
+    int kind, ret = grain_kind(sp, g, e, &kind, &off);
+
+    if (ret < 0 || kind != VMDK_GRAIN_DATA)
+        return ret;
+    /* a compressed grain's length is in its marker: its start must lie in
+     * the file; a plain one is read whole */
+    len = sp->capacity - g * sp->grain_bytes < sp->grain_bytes
+              ? sp->capacity - g * sp->grain_bytes
+              : sp->grain_bytes;
+    if (sp->compressed)
+        len = 1;
+    /* as the read of this grain would fail */
+    if (off > sp->file_size || len > sp->file_size - off)
+        return sp->compressed
+                   ? corrupt(env, "compressed grain at offset", off,
+                             "is past the end of the file")
+                   : g_fail(env->err, G_ECORRUPT,
+                            "vmdk: grain data at offset %llu (%llu bytes) is "
+                            "past the end of the file",
+                            (unsigned long long)off, (unsigned long long)len);
+    const struct fmt_range *hit = *bad ? NULL : fmt_ranges_find(m, off, len);
+    if (!hit)
+        return G_OK;
+    *bad = true;
+    return fmt_info_reasonf(s, CT_SAFETY_METADATA,
+                            "vmdk: grain %llu at offset %llu lies inside the "
+                            "%s at offset %llu",
+                            (unsigned long long)g, (unsigned long long)off,
+                            hit->what, (unsigned long long)hit->off);
+}
+
+/* How many tables from t on (GD entry e, allocated) lie back to back and
+ * fit one read. */
+static int table_run(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                     uint32_t t, uint32_t e, uint32_t spt, uint32_t *n)
+{
+    uint32_t next, most = CHECK_READ_BYTES / (spt * VMDK_SECTOR);
+    int ret;
+
+    for (*n = 1; t + *n < sp->gd_entries && *n < most; ++*n) {
+        if ((ret = gd_entry(sp, sh, t + *n, &next)) < 0)
+            return ret;
+        if (next != e + *n * spt)
+            break;
+    }
+    return G_OK;
+}
+
+int vmdk_sparse_check(struct vmdk_sparse *sp, struct vmdk_shared *sh,
+                      struct fmt_info *s)
+{
+    uint64_t grains = (sp->capacity + sp->grain_bytes - 1) / sp->grain_bytes;
+    uint64_t gt_bytes = (uint64_t)sp->gtes * 4;
+    uint32_t spt = (uint32_t)((gt_bytes + VMDK_SECTOR - 1) / VMDK_SECTOR);
+    uint8_t *buf = fmt_info_scratch(s, CHECK_READ_BYTES);
+    struct fmt_ranges m;
+    bool bad = false;
+    int ret;
+
+    /* a directory too large to hold gives an UNCHECKED reason (the ranges
+     * fill up); the reads' checks still run */
+    uint32_t cap = sp->gd_entries + 2u > CHECK_TABLES_MAX ? CHECK_TABLES_MAX
+                                                          : sp->gd_entries + 2u;
+    if (!buf)
+        return G_ENOMEM;
+    if ((ret = fmt_ranges_init(&m, s, cap)) < 0 ||
+        (ret = table_ranges(sp, sh, &m)) < 0 ||
+        (ret = fmt_ranges_check(&m, s, VMDK_NAME, &bad)) < 0)
+        return ret;
+    for (uint32_t t = 0, n = 1, e; t < sp->gd_entries; t += n) {
+        n = 1;
+        if ((ret = gd_entry(sp, sh, t, &e)) < 0)
+            return ret;
+        if (e == 0)
+            continue; /* the whole table is unallocated */
+        /* table_ranges put every table inside the file */
+        if ((ret = table_run(sp, sh, t, e, spt, &n)) < 0 ||
+            (ret = fmt_pread(sp->env, sp->handle, (uint64_t)e * VMDK_SECTOR,
+                             buf, (uint64_t)(n - 1) * spt * VMDK_SECTOR +
+                                      gt_bytes,
+                             VMDK_NAME, "grain table")) < 0)
+            return ret;
+        for (uint32_t i = 0; i < n; i++)
+            for (uint32_t j = 0; j < sp->gtes; j++) {
+                uint64_t g = (uint64_t)(t + i) * sp->gtes + j;
+                const uint8_t *p = buf + (uint64_t)i * spt * VMDK_SECTOR;
+                if (g < grains &&
+                    (ret = check_grain(sp, s, &m, &bad, g,
+                                       get_le32(p + 4 * j))) < 0)
+                    return ret;
+            }
     }
     return G_OK;
 }

@@ -82,6 +82,8 @@ struct vpc {
     bool bitmap_valid;
 
     struct fmt_reader *parent; /* differencing disks only */
+    const char *parent_name;   /* the locator's path, for info */
+    uint32_t parent_name_len;
 };
 
 /* vpc.c. Spec: one's complement of the byte sum of len bytes, the 4-byte

@@ -147,15 +147,17 @@ int vpc_open_parent(const struct fmt_env *env, struct fmt_reader *r,
 {
     struct vpc *v = r->priv;
     const struct vpc *pv;
-    uint32_t name_len = 0, h = 0;
+    uint32_t name_len = 0;
     char *name = NULL;
     int ret;
 
-    if ((ret = locator_path(env, r, hdr, &name, &name_len)) != G_OK ||
-        (ret = fmt_open_backing(env, r->handle, name, name_len, "vpc",
-                                &h)) != G_OK ||
-        (ret = fmt_open(env, h, CT_FMT_VPC, r->depth + 1, &v->parent)) !=
-            G_OK)
+    if ((ret = locator_path(env, r, hdr, &name, &name_len)) != G_OK)
+        return ret;
+    v->parent_name = name;
+    v->parent_name_len = name_len;
+    if ((ret = fmt_open_ref(env, r, name, name_len, CT_FMT_VPC, "vpc",
+                            &v->parent)) != G_OK ||
+        !v->parent)
         return ret;
     /* Spec: the parent's footer unique id is the child's parent id; a
      * different file under the same name is not this disk's parent. */

@@ -16,6 +16,7 @@ import pytest
 
 from conftest import listing, run_dd
 
+import info_parity
 import malformed_qcow2
 
 MiB = 1 << 20
@@ -525,3 +526,13 @@ def test_backing_outside_directory_refused(qcow2_inputs, qemu_img, instar_bin,
          "qcow2", path, "1M")
     i = _refused(instar_bin, str(sub), path, [])
     assert "../base.qcow2" in i.stderr
+
+
+# --- instar info (tests/e2e/info_parity.py) --------------------------------
+
+@pytest.mark.parametrize("chain", [[], ["--backing-chain"]],
+                         ids=["image", "chain"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_info_matches_qemu(variant, chain, qcow2_inputs, instar_bin,
+                           qemu_img):
+    info_parity.compare(qemu_img, instar_bin, qcow2_inputs[variant], chain)

@@ -18,6 +18,7 @@ import time
 import pytest
 
 from conftest import REPO, listing, run_dd
+import info_parity
 from qemu_model import expected_output
 
 sys.path.insert(0, os.path.join(REPO, "tests", "gen"))
@@ -289,3 +290,10 @@ def test_odd_size_with_4096_sectors_refused_like_qemu(malformed_paths,
                     dirs)
     assert q.rc == 1, q
     assert "not a multiple of the logical sector size 4096" in i.stderr
+
+
+# --- instar info (tests/e2e/info_parity.py) --------------------------------
+
+@pytest.mark.parametrize("name", QEMU_IMAGES)
+def test_info_matches_qemu(name, vhdx_images, instar_bin, qemu_img):
+    info_parity.compare(qemu_img, instar_bin, vhdx_images[name])

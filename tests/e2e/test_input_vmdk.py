@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+import info_parity
 import malformed_vmdk as mv
 from conftest import listing, run_dd
 
@@ -395,3 +396,13 @@ def test_big_monolithic_sparse_matches_qemu(window, big_mono, instar_bin,
     assert i.rc == 0, i
     assert i.out == q.out
     assert any(i.out)
+
+
+# --- instar info (tests/e2e/info_parity.py) --------------------------------
+
+@pytest.mark.parametrize("chain", [[], ["--backing-chain"]],
+                         ids=["image", "chain"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_info_matches_qemu(variant, chain, vmdk_inputs, instar_bin,
+                           qemu_img):
+    info_parity.compare(qemu_img, instar_bin, vmdk_inputs[variant], chain)

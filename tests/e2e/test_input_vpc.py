@@ -18,6 +18,7 @@ import pytest
 from conftest import listing, run_dd
 from qemu_model import expected_output
 
+import info_parity
 import malformed_vpc as mv
 
 WINDOWS = [
@@ -223,3 +224,11 @@ def test_malformed_refused(case, malformed, instar_bin, tmp_path):
     assert "vpc" in r.stderr, r
     assert listing(tmp_path) == [], r
     assert r.elapsed < 10, r
+
+
+# --- instar info (tests/e2e/info_parity.py) --------------------------------
+
+@pytest.mark.parametrize("name", INPUTS)
+def test_info_matches_qemu(name, vpc_inputs, instar_bin, qemu_img):
+    path, extra = vpc_inputs[name]
+    info_parity.compare(qemu_img, instar_bin, path, extra)

@@ -3,7 +3,8 @@
  * table. The fuzz input is the image file; the driver is forced with
  * FUZZ_FORMAT (a CT_FMT_* value; CT_FMT_PROBE exercises the probe and
  * whatever it picks). Reads sample the start, middle and end of the
- * virtual disk so the mapping code runs without materialising huge disks.
+ * virtual disk so the mapping code runs without materialising huge disks;
+ * then the reader's info hook (its facts and its check of every table).
  * Files the image names are refused (no ct_mem files), like a hostile
  * backing name.
  */
@@ -13,6 +14,7 @@
 
 #include "ct_mem.h"
 #include "fmt/fmt.h"
+#include "fmt/info.h"
 
 #ifndef FUZZ_FORMAT
 #define FUZZ_FORMAT CT_FMT_PROBE
@@ -44,7 +46,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ct_mem_init(&m, data, size, CT_FMT_RAW, &args);
     struct ct_ops ops = ct_mem_ops(&m);
     struct fmt_chain chain = {0};
-    struct fmt_env env = {&ops, &err, &heap, &io, NULL, 0, &chain};
+    struct fmt_env env = {&ops, &err, &heap, &io, NULL, 0, &chain,
+                          FMT_REFS_OPEN};
 
     if (fmt_open(&env, CT_HANDLE_INPUT, FUZZ_FORMAT, 0, &r) == G_OK) {
         uint64_t offs[3] = {0, r->vsize / 2, r->vsize > SAMPLE ?
@@ -55,6 +58,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (r->read(r, offs[i], buf, len) != G_OK)
                 break;
         }
+        struct fmt_info s;
+        err = (struct g_error){0};
+        if (r->info && fmt_info_init(&s, &env) == G_OK &&
+            r->info(r, &s) == G_OK)
+            fmt_info_flush(&s);
     }
     ct_mem_free(&m);
     /* Arenas promise zeroed memory: clear what this input used. */

@@ -217,6 +217,28 @@ static int m_open_backing(void *ctx, uint32_t parent, const char *name,
     return CT_EPERM;
 }
 
+/* Info records are kept as sent, for the tests to read back. */
+static int m_info(void *ctx, const void *recs, uint64_t len)
+{
+    struct ct_mem *m = ctx;
+    if (len == 0 || len % 8 || len > CT_INFO_BATCH_MAX)
+        return CT_EINVAL;
+    if (m->info_len + len > CT_INFO_TOTAL_MAX)
+        return CT_ELIMIT;
+    if (m->info_len + len > m->info_cap) {
+        size_t cap = (m->info_len + len) * 2;
+        uint8_t *p = realloc(m->info, cap);
+        if (!p)
+            return CT_EIO;
+        m->info = p;
+        m->info_cap = cap;
+    }
+    memcpy(m->info + m->info_len, recs, (size_t)len);
+    m->info_len += (size_t)len;
+    m->info_calls++;
+    return CT_OK;
+}
+
 void ct_mem_add_file(struct ct_mem *m, const char *name, const uint8_t *data,
                      size_t len)
 {
@@ -238,6 +260,8 @@ void ct_mem_free(struct ct_mem *m)
 {
     free(m->out);
     m->out = NULL;
+    free(m->info);
+    m->info = NULL;
 }
 
 struct ct_ops ct_mem_ops(struct ct_mem *m)
@@ -250,6 +274,7 @@ struct ct_ops ct_mem_ops(struct ct_mem *m)
                          .end_output = m_end_output,
                          .copy = m_copy,
                          .log = m_log,
-                         .open_backing = m_open_backing};
+                         .open_backing = m_open_backing,
+                         .info = m_info};
     return ops;
 }

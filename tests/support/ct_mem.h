@@ -47,6 +47,9 @@ struct ct_mem {
     bool no_kernel; /* copy answers CT_ENOTSUP, as a host that cannot (or
                        INSTAR_NO_KERNEL_COPY=1) */
     int fail_read_at; /* fail the Nth read with CT_EIO (1-based); 0 = never */
+    uint8_t *info;    /* info records received, in order */
+    size_t info_len, info_cap;
+    unsigned info_calls;
 };
 
 void ct_mem_init(struct ct_mem *m, const uint8_t *in, size_t in_len,

@@ -8,7 +8,7 @@
 
 Test(abi, version_and_ports)
 {
-    cr_expect_eq(CT_ABI_VERSION, 6u);
+    cr_expect_eq(CT_ABI_VERSION, 7u);
     cr_expect_eq(CT_PORT_BASE, 0x500u);
     cr_expect_eq(CT_CALL_EXIT, 6);
     cr_expect_eq(CT_CALL_OPEN_BACKING, 8);
@@ -16,7 +16,15 @@ Test(abi, version_and_ports)
     cr_expect_eq(CT_CALL_PARK, 10);
     cr_expect_eq(CT_CALL_END_OUTPUT, 11);
     cr_expect_eq(CT_CALL_COPY, 12);
-    cr_expect_eq(CT_CALL_COUNT, 13);
+    cr_expect_eq(CT_CALL_INFO, 13);
+    cr_expect_eq(CT_CALL_COUNT, 14);
+    cr_expect_eq(CT_MODE_DD, 0u);
+    cr_expect_eq(CT_MODE_INFO, 1u);
+    cr_expect_eq(CT_BOOT_BACKING_CHAIN, 8u);
+    cr_expect_eq(sizeof(struct ct_info_rec), 16u);
+    cr_expect_eq(sizeof(struct ct_info), 16u);
+    cr_expect_eq(CT_INFO_KEY_COUNT, 35);
+    cr_expect_eq(CT_SAFETY_COUNT, 11);
     cr_expect_eq(sizeof(struct ct_copy_seg), 32u);
     cr_expect_eq(sizeof(struct ct_copy), 32u);
     cr_expect_eq(CT_ENOTSUP, -9);
@@ -33,6 +41,9 @@ Test(abi, struct_layout)
     cr_expect_eq(sizeof(struct ct_write), 32u);
     cr_expect_eq(sizeof(struct ct_bootinfo), 384u);
     cr_expect_eq(offsetof(struct ct_bootinfo, out_name), 128u);
+    cr_expect_eq(offsetof(struct ct_bootinfo, mode), 124u);
+    cr_expect_eq(offsetof(struct ct_info_rec, value), 8u);
+    cr_expect_eq(offsetof(struct ct_info, gpa), 8u);
     cr_expect_eq(sizeof(struct ct_end_output), 16u);
     cr_expect_eq(offsetof(struct ct_bootinfo, heap_size), 64u);
     cr_expect_eq(offsetof(struct ct_bootinfo, vcpus), 72u);

@@ -136,8 +136,9 @@ static void ctx_init(struct ctx *c, const struct img *m)
     arena_init(&c->io, c->im, 24 << 20);
     /* Two workers, as in dd.bin on a 2-CPU host: compressed clusters are
      * inflated by both. */
-    c->env = (struct fmt_env){&c->ops, &c->err, &c->heap,   &c->io,
-                              par_threads(), 0,   &c->chain};
+    c->env = (struct fmt_env){&c->ops,       &c->err, &c->heap, &c->io,
+                              par_threads(), 0,       &c->chain,
+                              FMT_REFS_OPEN};
 }
 
 static int ctx_open(struct ctx *c)

@@ -24,7 +24,8 @@ static void rig_init(struct rig *g, uint32_t nslots)
     g->im = calloc(1, 1 << 16);
     arena_init(&g->heap, g->hm, 1 << 20);
     arena_init(&g->io, g->im, 1 << 16);
-    g->env = (struct fmt_env){NULL, &g->err, &g->heap, &g->io, NULL, 0, NULL};
+    g->env = (struct fmt_env){NULL, &g->err, &g->heap,     &g->io,
+                              NULL, 0,       NULL, FMT_REFS_OPEN};
     cr_assert_eq(tcache_init(&g->c, &g->env, nslots, SLOT, "t", "tables"),
                  G_OK);
 }

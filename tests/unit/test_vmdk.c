@@ -794,7 +794,8 @@ Test(vmdk, most_extents_fit_the_guest_memory)
     struct g_error err = {0};
     uint8_t *hm = calloc(1, CT_HEAP_SIZE), *iom = calloc(1, CT_IO_SIZE);
     struct arena heap, io;
-    struct fmt_env env = {&ops, &err, &heap, &io, NULL, 0, NULL};
+    struct fmt_env env = {&ops, &err,         &heap, &io,
+                          NULL, 0,    NULL, FMT_REFS_OPEN};
     struct fmt_reader *r;
     uint64_t ext = 4 * GRAIN * SEC;
 

@@ -215,8 +215,8 @@ static void rig_init(struct rig *g, const struct vimg *img)
     arena_init(&g->heap, g->hb, 1 << 20);
     arena_init(&g->io, g->ib, RIG_IO);
     g->buf = arena_alloc(&g->io, 256 << 10, 512);
-    g->env = (struct fmt_env){&g->ops, &g->err, &g->heap, &g->io, NULL, 0,
-                              NULL};
+    g->env = (struct fmt_env){&g->ops, &g->err, &g->heap,     &g->io,
+                              NULL,    0,       NULL, FMT_REFS_OPEN};
 }
 
 static int rig_open(struct rig *g, uint32_t fmt)

@@ -3,6 +3,8 @@
  * through the boot info's bs field; each one must stop the VM cleanly
  * with a message, never hurt the host.
  */
+#include <stdbool.h>
+
 #include "ct.h"
 #include "hostile.h"
 #include "rt/rt.h"
@@ -102,6 +104,65 @@ static void backing_chain(uint64_t io)
     }
 }
 
+/* Info records, built by hand as a subverted guest would. */
+static uint8_t recs[8192] __attribute__((aligned(8)));
+static uint32_t nrecs;
+
+static void info_rec(uint16_t key, uint8_t type, uint64_t value,
+                     uint32_t text_len)
+{
+    struct ct_info_rec r = {key, type, 0, text_len, value};
+    memcpy(recs + nrecs, &r, sizeof r);
+    nrecs += (uint32_t)sizeof r;
+    memset(recs + nrecs, 'n', text_len);
+    nrecs += (text_len + 7) & ~7u;
+}
+
+static int info_call(const void *p, uint32_t len)
+{
+    struct ct_info a = {.len = len, .ret = CT_EINVAL,
+                        .gpa = (uint64_t)(uintptr_t)p};
+    call(CT_PORT_BASE + CT_CALL_INFO, &a);
+    return a.ret;
+}
+
+/* A raw image of 512 bytes: the input. */
+static void info_image(uint64_t handle, bool close)
+{
+    info_rec(CT_INFO_IMAGE, CT_INFO_T_BEGIN, handle, 0);
+    info_rec(CT_INFO_FORMAT, CT_INFO_T_ENUM, CT_FMT_RAW, 0);
+    info_rec(CT_INFO_VIRTUAL_SIZE, CT_INFO_T_U64, 512, 0);
+    if (close)
+        info_rec(CT_INFO_IMAGE, CT_INFO_T_END, 0, 0);
+}
+
+static void info_defect(uint64_t which)
+{
+    switch (which) {
+    case INFO_DEFECT_KEY:
+        info_image(0, false);
+        info_rec(CT_INFO_KEY_COUNT + 7, CT_INFO_T_U64, 0, 0);
+        break;
+    case INFO_DEFECT_TYPE:
+        info_rec(CT_INFO_IMAGE, CT_INFO_T_BEGIN, 0, 0);
+        info_rec(CT_INFO_FORMAT, CT_INFO_T_U64, CT_FMT_RAW, 0);
+        break;
+    case INFO_DEFECT_DEEP:
+        info_rec(CT_INFO_IMAGE, CT_INFO_T_BEGIN, 0, 0);
+        info_rec(CT_INFO_FORMAT, CT_INFO_T_ENUM, CT_FMT_VMDK, 0);
+        info_rec(CT_INFO_EXTENT, CT_INFO_T_BEGIN, 0, 0);
+        info_rec(CT_INFO_EXTENT, CT_INFO_T_BEGIN, 0, 0);
+        break;
+    case INFO_DEFECT_LONG:
+        info_image(0, false);
+        info_rec(CT_INFO_BACKING_FILENAME, CT_INFO_T_STR, 0, CT_NAME_MAX + 1);
+        break;
+    default:
+        info_image(3, true);
+        break;
+    }
+}
+
 /* Shared with the worker vCPU. */
 static volatile uint32_t worker_rounds;
 
@@ -169,7 +230,7 @@ void guest_main(const struct ct_bootinfo *bi)
 
     out_format = bi->out_format;
     if (bi->bs != H_CALL_BEFORE_HELLO && bi->bs != H_BAD_PORT_CPL3 &&
-        ct_hello() != CT_OK)
+        bi->bs != H_INFO_BEFORE_HELLO && ct_hello() != CT_OK)
         ct_exit(CT_STATUS_FAIL, "hostile: hello failed");
     switch (bi->bs) {
     case H_OK_EMPTY:
@@ -270,6 +331,40 @@ void guest_main(const struct ct_bootinfo *bi)
         call(CT_PORT_BASE + CT_CALL_COPY, &a);
         break;
     }
+    case H_INFO_OK:
+        info_image(0, true);
+        if (info_call(recs, nrecs) != CT_OK)
+            ct_exit(CT_STATUS_FAIL, "hostile: info refused");
+        ct_exit(CT_STATUS_OK, 0);
+    case H_INFO_BEFORE_HELLO:
+    case H_INFO_IN_DD_MODE:
+        info_image(0, true);
+        info_call(recs, nrecs);
+        break;
+    case H_INFO_BAD:
+        info_defect(bi->count);
+        info_call(recs, nrecs);
+        break;
+    case H_INFO_TWICE:
+        info_image(0, true);
+        info_image(0, true);
+        info_call(recs, nrecs);
+        break;
+    case H_INFO_UNFINISHED:
+        info_image(0, false);
+        info_call(recs, nrecs);
+        ct_exit(CT_STATUS_OK, 0);
+    case H_INFO_NOTHING:
+        ct_exit(CT_STATUS_OK, 0);
+    case H_INFO_BAD_BATCH:
+        info_call((void *)(uintptr_t)(CT_RAM_SIZE - 8), 16);
+        break;
+    case H_INFO_OVERSIZE:
+        info_call((void *)(uintptr_t)io, CT_INFO_BATCH_MAX + 8);
+        break;
+    case H_OUTPUT_IN_INFO:
+        begin(512);
+        break;
     case H_UNUSED_CALL_0:
     case H_UNUSED_CALL_1:
     case H_UNUSED_CALL_2:

@@ -55,6 +55,25 @@ enum hostile_scenario {
     H_COPY_OK,            /* 1 KiB input copied, 1 KiB allocated: exit ok */
     H_COPY_BAD_LIST,      /* a good segment, then a bad one */
     H_COPY_TOO_MANY,      /* more segments than a list may hold */
+    /* info mode (ABI 7); boot info count picks the defect of H_INFO_BAD */
+    H_INFO_OK,            /* one raw image described: exit ok */
+    H_INFO_BEFORE_HELLO,
+    H_INFO_IN_DD_MODE,
+    H_INFO_BAD,           /* a record breaking rule `count` (INFO_DEFECT_*) */
+    H_INFO_TWICE,         /* a second image without --backing-chain */
+    H_INFO_UNFINISHED,    /* exits ok with the image still open */
+    H_INFO_NOTHING,       /* exits ok without describing anything */
+    H_INFO_BAD_BATCH,     /* a batch outside guest RAM */
+    H_INFO_OVERSIZE,      /* a batch larger than CT_INFO_BATCH_MAX */
+    H_OUTPUT_IN_INFO,     /* begin_output in info mode */
+};
+
+enum info_defect {
+    INFO_DEFECT_KEY = 1,  /* unknown key */
+    INFO_DEFECT_TYPE,     /* FORMAT sent as U64 */
+    INFO_DEFECT_DEEP,     /* an extent inside an extent */
+    INFO_DEFECT_LONG,     /* a backing file name of CT_NAME_MAX + 1 */
+    INFO_DEFECT_HANDLE,   /* an image that is not the input */
 };
 
 #endif

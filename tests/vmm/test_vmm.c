@@ -32,6 +32,9 @@ unsigned test_vcpus; /* s.vcpus of the next run_guest: 0 = automatic */
  * bound tests; reset after each run. */
 uint32_t test_out_format = CT_FMT_RAW;
 struct window_args test_args;
+/* The next run_guest is an info run (the host keeps a record stream);
+ * reset after each run. */
+bool test_info_mode;
 
 void need_kvm(void)
 {
@@ -111,6 +114,10 @@ void run_guest_ex(const uint8_t *img, size_t len, uint64_t bs,
         s.args.bs = bs;
         s.notice = stderr;
         s.vcpus = test_vcpus;
+        if (test_info_mode) {
+            s.info = calloc(1, sizeof *s.info);
+            s.info->buf = calloc(1, CT_INFO_TOTAL_MAX);
+        }
         if (vmm_run(&s, img, len, lim ? lim : &dflt, true) == 0)
             _exit(0);
         fprintf(stderr, "%s", s.err);
@@ -131,6 +138,7 @@ void run_guest_ex(const uint8_t *img, size_t len, uint64_t bs,
     free(files);
     test_out_format = CT_FMT_RAW;
     memset(&test_args, 0, sizeof test_args);
+    test_info_mode = false;
 }
 
 void run_guest(const uint8_t *img, size_t len, uint64_t bs,
@@ -152,6 +160,86 @@ static void expect_stop(enum hostile_scenario sc, const char *needle)
               "scenario %d: '%s' does not contain '%s'", sc, r.msg, needle);
     cr_expect(strchr(r.msg, '\x1b') == NULL);
     close(r.out_fd);
+}
+
+/* An info run of the hostile guest: stops with `needle`, or (NULL)
+ * finishes. */
+static void info_run(enum hostile_scenario sc, uint64_t defect,
+                     const char *needle)
+{
+    struct result r;
+    need_kvm();
+    test_info_mode = true;
+    test_args.count = defect;
+    run_guest(hostile_image, hostile_image_len, sc, CT_FMT_RAW, "x", 1, NULL,
+              &r);
+    if (!needle) {
+        cr_expect_eq(r.exit_code, 0, "scenario %d: %s", sc, r.msg);
+    } else {
+        cr_expect_eq(r.exit_code, 1, "scenario %d: exit %d signal %d msg "
+                                     "'%s'",
+                     sc, r.exit_code, r.signal, r.msg);
+        cr_expect(strstr(r.msg, needle) != NULL,
+                  "scenario %d: '%s' does not contain '%s'", sc, r.msg,
+                  needle);
+    }
+    close(r.out_fd);
+}
+
+Test(info, a_described_image_finishes) { info_run(H_INFO_OK, 0, NULL); }
+Test(info, info_before_hello)
+{
+    info_run(H_INFO_BEFORE_HELLO, 0, "call 13 before hello");
+}
+Test(info, info_in_dd_mode)
+{
+    expect_stop(H_INFO_IN_DD_MODE, "info in dd mode");
+}
+Test(info, unknown_key)
+{
+    info_run(H_INFO_BAD, INFO_DEFECT_KEY, "unknown key 42");
+}
+Test(info, wrong_type)
+{
+    info_run(H_INFO_BAD, INFO_DEFECT_TYPE, "format has type 3, not 6");
+}
+Test(info, too_deep)
+{
+    info_run(H_INFO_BAD, INFO_DEFECT_DEEP, "extent is not allowed here");
+}
+Test(info, too_long)
+{
+    info_run(H_INFO_BAD, INFO_DEFECT_LONG,
+             "backing-filename text of 4096 bytes");
+}
+Test(info, image_not_the_input)
+{
+    info_run(H_INFO_BAD, INFO_DEFECT_HANDLE, "handle 3 is not the input");
+}
+Test(info, a_second_image_without_chain)
+{
+    info_run(H_INFO_TWICE, 0, "second image without --backing-chain");
+}
+Test(info, exit_with_an_open_image)
+{
+    info_run(H_INFO_UNFINISHED, 0, "finished with info record");
+}
+Test(info, exit_without_a_description)
+{
+    info_run(H_INFO_NOTHING, 0, "no image described");
+}
+Test(info, batch_outside_ram)
+{
+    info_run(H_INFO_BAD_BATCH, 0, "info batch of 16 bytes at 0x3fffff8 is "
+                                  "invalid");
+}
+Test(info, oversize_batch)
+{
+    info_run(H_INFO_OVERSIZE, 0, "is invalid");
+}
+Test(info, no_output_in_info_mode)
+{
+    info_run(H_OUTPUT_IN_INFO, 0, "begin_output in info mode");
 }
 
 Test(hostile, sanity_ok_guest_succeeds)
