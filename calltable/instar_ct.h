@@ -25,7 +25,7 @@
 #define CT_ULL(x) x##ull
 #endif
 
-#define CT_ABI_VERSION CT_U(7)
+#define CT_ABI_VERSION CT_U(8)
 
 /* ---- Transport ---------------------------------------------------------- */
 
@@ -46,7 +46,8 @@
 #define CT_CALL_END_OUTPUT 11  /* struct ct_end_output (ABI 5) */
 #define CT_CALL_COPY 12        /* struct ct_copy (ABI 6) */
 #define CT_CALL_INFO 13        /* struct ct_info, info mode only (ABI 7) */
-#define CT_CALL_COUNT 14
+#define CT_CALL_PROGRESS 14    /* struct ct_progress (ABI 8) */
+#define CT_CALL_COUNT 15
 
 /* The last component of of= handed to the guest: at most NAME_MAX. */
 #define CT_OUT_NAME_MAX 255
@@ -237,6 +238,55 @@ struct ct_fault {
     uint64_t cr2;
 };
 
+/*
+ * The shape of the output (convert's -o and -c; all zero for dd: qemu-img
+ * create's defaults). The host derives the output bound from the same
+ * values (shared/output_bound.h), so the guest cannot make the bound
+ * larger by asking for another shape.
+ */
+struct ct_output_params {
+    uint32_t cluster_bits; /* qcow2: 9 .. 21; 0: 16 (64 KiB) */
+    uint32_t version;      /* qcow2: 2 (compat=0.10) or 3; 0: 3 */
+    uint32_t subformat;    /* enum ct_subformat */
+    uint32_t adapter;      /* vmdk: enum ct_vmdk_adapter */
+    uint32_t block_size;   /* vhdx: 1 .. 256 MiB, a power of two; 0: qemu's
+                              pick for the size */
+    uint32_t flags;        /* CT_OUT_COMPRESS | CT_OUT_FORCE_SIZE */
+};
+
+enum ct_subformat {
+    CT_SUB_DEFAULT = 0,       /* qemu-img create's default */
+    CT_SUB_DYNAMIC = 0,       /* vpc, vhdx */
+    CT_SUB_FIXED = 1,         /* vpc, vhdx */
+    CT_SUB_MONOLITHIC_SPARSE = 0, /* vmdk */
+    CT_SUB_STREAM_OPTIMIZED = 2   /* vmdk */
+};
+
+enum ct_vmdk_adapter {
+    CT_VMDK_IDE = 0,
+    CT_VMDK_BUSLOGIC = 1,
+    CT_VMDK_LSILOGIC = 2,
+    CT_VMDK_LEGACY_ESX = 3
+};
+
+/* qcow2: compressed clusters (-c). */
+#define CT_OUT_COMPRESS CT_U(1)
+/* vpc: the exact size, not the CHS geometry's (force_size=on). */
+#define CT_OUT_FORCE_SIZE CT_U(2)
+
+/*
+ * The guest's progress through the copy (convert -p): `done` of `total`
+ * bytes of the virtual disk. The host prints it, at most a few times a
+ * second, when the user asked for it; done never goes back and never
+ * passes total.
+ */
+struct ct_progress {
+    uint32_t reserved0; /* IN: must be 0 */
+    int32_t ret;        /* OUT */
+    uint64_t done;      /* IN */
+    uint64_t total;     /* IN */
+};
+
 /* Host -> guest, written once at CT_BOOTINFO_GPA before the first run. */
 struct ct_bootinfo {
     uint32_t abi_version;
@@ -260,6 +310,10 @@ struct ct_bootinfo {
     uint32_t mode;       /* enum ct_mode (ABI 7; was reserved, 0 = dd) */
     char out_name[CT_OUT_NAME_MAX + 1]; /* the last component of of= as
                                            given (the vmdk extent line) */
+    /* ABI 8: how the output is made (convert's -o and -c; dd: zeros). */
+    struct ct_output_params out;
+    uint64_t sparse_min; /* convert's -S: all-zero runs of this many bytes
+                            (aligned) stay unallocated; 0: dense, as dd */
 };
 
 #define CT_BOOT_HAS_COUNT CT_U(1)
@@ -271,10 +325,16 @@ struct ct_bootinfo {
  * of the chain (--backing-chain) (ABI 7). */
 #define CT_BOOT_BACKING_CHAIN CT_U(8)
 
+/* Convert mode: report progress (CT_CALL_PROGRESS) as the copy goes
+ * (ABI 8). */
+#define CT_BOOT_PROGRESS CT_U(16)
+
 /* What the guest does with the input (boot info `mode`, ABI 7). */
 enum ct_mode {
-    CT_MODE_DD = 0,  /* copy a window to the output (begin_output ...) */
-    CT_MODE_INFO = 1 /* describe the image through info calls; no output */
+    CT_MODE_DD = 0,     /* copy a window to the output (begin_output ...) */
+    CT_MODE_INFO = 1,   /* describe the image through info calls; no output */
+    CT_MODE_CONVERT = 2 /* copy the whole image to the output, zeros left
+                           unallocated as sparse_min says (ABI 8) */
 };
 
 /*
@@ -510,7 +570,13 @@ CT_ASSERT_SIZE(ct_info, 16);
 CT_ASSERT_OFF(ct_info, gpa, 8);
 _Static_assert(sizeof(struct ct_info_rec) == CT_INFO_REC_SIZE, "info rec");
 _Static_assert(CT_INFO_KEY_COUNT <= 64, "a key set fits a uint64_t mask");
-CT_ASSERT_SIZE(ct_bootinfo, 384);
+CT_ASSERT_SIZE(ct_output_params, 24);
+CT_ASSERT_OFF(ct_output_params, flags, 20);
+CT_ASSERT_SIZE(ct_progress, 24);
+CT_ASSERT_OFF(ct_progress, done, 8);
+CT_ASSERT_SIZE(ct_bootinfo, 416);
+CT_ASSERT_OFF(ct_bootinfo, out, 384);
+CT_ASSERT_OFF(ct_bootinfo, sparse_min, 408);
 CT_ASSERT_OFF(ct_bootinfo, unix_time, 80);
 CT_ASSERT_OFF(ct_bootinfo, entropy, 88);
 CT_ASSERT_OFF(ct_bootinfo, out_name_len, 120);

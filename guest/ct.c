@@ -87,6 +87,14 @@ static int hc_copy(void *ctx, const struct ct_copy_seg *segs, uint32_t count,
     return a.ret;
 }
 
+static int hc_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    (void)ctx;
+    struct ct_progress a = {.ret = CT_EINVAL, .done = done, .total = total};
+    ct_call(CT_CALL_PROGRESS, &a);
+    return a.ret;
+}
+
 static void hc_log(void *ctx, const char *msg, uint64_t len)
 {
     (void)ctx;
@@ -150,6 +158,7 @@ const struct ct_ops ct_hypercall_ops = {
     .end_output = hc_end_output,
     .copy = hc_copy,
     .log = hc_log,
+    .progress = hc_progress,
     .open_backing = hc_open_backing,
     .info = hc_info,
 };

@@ -27,6 +27,7 @@ struct ct_ops {
     int (*copy)(void *ctx, const struct ct_copy_seg *segs, uint32_t count,
                 uint64_t *done, uint64_t *copied);
     void (*log)(void *ctx, const char *msg, uint64_t len);
+    int (*progress)(void *ctx, uint64_t done, uint64_t total);
     int (*open_backing)(void *ctx, uint32_t parent, const char *name,
                         uint32_t name_len, uint32_t *handle);
     /* Info mode: len bytes of whole records (struct ct_info_rec ...)

@@ -46,7 +46,12 @@ void guest_main(const struct ct_bootinfo *bi)
                   .out_name = bi->out_name,
                   .out_name_len = bi->out_name_len <= CT_OUT_NAME_MAX
                                       ? bi->out_name_len
-                                      : 0},
+                                      : 0,
+                  .params = &bi->out},
+        /* convert: the whole image (the host sets no count or skip) */
+        .convert = bi->mode == CT_MODE_CONVERT,
+        .sparse_min = bi->mode == CT_MODE_CONVERT ? bi->sparse_min : 0,
+        .progress = (bi->flags & CT_BOOT_PROGRESS) != 0,
     };
     struct dd_mem mem = {(void *)(uintptr_t)bi->heap_base, bi->heap_size,
                          (void *)(uintptr_t)bi->io_base, bi->io_size, &par};
@@ -64,7 +69,7 @@ void guest_main(const struct ct_bootinfo *bi)
             ct_exit(CT_STATUS_FAIL, err.msg[0] ? err.msg : "guest: failed");
         ct_exit(CT_STATUS_OK, 0);
     }
-    if (bi->mode != CT_MODE_DD)
+    if (bi->mode != CT_MODE_DD && bi->mode != CT_MODE_CONVERT)
         ct_exit(CT_STATUS_FAIL, "guest: unknown mode in the boot info");
     if (dd_run(&cfg, &ct_hypercall_ops, &mem, &err) != G_OK)
         ct_exit(CT_STATUS_FAIL, err.msg[0] ? err.msg : "guest: failed");

@@ -95,11 +95,14 @@ struct output_vhdx_layout {
     uint64_t first_block; /* file offset of the first payload block */
 };
 
-/* The layout of a dynamic vhdx of vsize bytes, as qemu-img 7.2 makes it. */
-static inline struct output_vhdx_layout output_vhdx_layout(uint64_t vsize)
+/* The layout of a dynamic vhdx of vsize bytes, as qemu-img 7.2 makes it,
+ * with blocks of block_size bytes (0: the size qemu picks for vsize). */
+static inline struct output_vhdx_layout
+output_vhdx_layout_bs(uint64_t vsize, uint64_t block_size)
 {
     struct output_vhdx_layout l;
-    l.block_size = vsize <= (1ull << 30)     ? 8 * OUTPUT_MiB
+    l.block_size = block_size                ? block_size
+                   : vsize <= (1ull << 30)   ? 8 * OUTPUT_MiB
                    : vsize <= (100ull << 30) ? 16 * OUTPUT_MiB
                    : vsize <= (32ull << 40)  ? 32 * OUTPUT_MiB
                                              : 64 * OUTPUT_MiB;
@@ -116,27 +119,57 @@ static inline struct output_vhdx_layout output_vhdx_layout(uint64_t vsize)
     return l;
 }
 
+static inline struct output_vhdx_layout output_vhdx_layout(uint64_t vsize)
+{
+    return output_vhdx_layout_bs(vsize, 0);
+}
+
+/* qcow2's cluster size for the output parameters (p may be NULL). */
+static inline uint64_t output_qcow2_cluster(const struct ct_output_params *p)
+{
+    return p && p->cluster_bits ? 1ull << p->cluster_bits
+                                : OUTPUT_QCOW2_CLUSTER;
+}
+
+/* zlib's compressBound(): the most deflate may produce for n bytes. */
+static inline uint64_t output_deflate_bound(uint64_t n)
+{
+    return n + (n >> 12) + (n >> 14) + (n >> 25) + 13;
+}
+
 /*
  * The output's virtual size for a window of `window_out` bytes (the window
- * rounded up to 512): the same, except for vpc, which qemu rounds up to a
- * CHS geometry. False when qemu-img refuses that size for the format.
+ * rounded up to 512) with output parameters p (NULL: qemu-img create's
+ * defaults, as dd writes): the same, except for vpc, which qemu rounds up
+ * to a CHS geometry unless force_size is on. False when qemu-img refuses
+ * that size for the format.
  */
-static inline bool output_vsize(uint32_t format, uint64_t window_out,
-                                uint64_t *vsize)
+static inline bool output_vsize_p(uint32_t format,
+                                  const struct ct_output_params *p,
+                                  uint64_t window_out, uint64_t *vsize)
 {
     struct vhd_chs g;
+    uint64_t c;
     *vsize = 0;
     switch (format) {
     case CT_FMT_RAW:
         *vsize = window_out;
         return true;
     case CT_FMT_QCOW2:
+        /* qemu's largest L1 table is 32 MiB of 8-byte entries. */
+        c = output_qcow2_cluster(p);
         *vsize = window_out;
-        return window_out <= OUTPUT_QCOW2_MAX_VSIZE;
+        return window_out / (c * (c / 8)) < (32ull << 20) / 8 ||
+               (window_out / (c * (c / 8)) == (32ull << 20) / 8 &&
+                window_out % (c * (c / 8)) == 0);
     case CT_FMT_VMDK:
         *vsize = window_out;
         return window_out <= OUTPUT_VMDK_MAX_VSIZE;
     case CT_FMT_VPC:
+        if (p && (p->flags & CT_OUT_FORCE_SIZE)) {
+            *vsize = window_out;
+            return window_out <= VHD_CHS_MAX_BYTES;
+        }
         return vhd_chs_size(window_out, vsize, &g);
     case CT_FMT_VHDX:
         *vsize = window_out;
@@ -146,46 +179,75 @@ static inline bool output_vsize(uint32_t format, uint64_t window_out,
     }
 }
 
+static inline bool output_vsize(uint32_t format, uint64_t window_out,
+                                uint64_t *vsize)
+{
+    return output_vsize_p(format, 0, window_out, vsize);
+}
+
 /*
- * The largest file a writer of `format` may produce for an output of
- * `vsize` virtual bytes, every allocation unit allocated; 0 for an unknown
- * format. vsize must have passed output_vsize (so nothing overflows).
+ * The largest file a writer of `format` with parameters p (NULL: the
+ * defaults) may produce for an output of `vsize` virtual bytes, every
+ * allocation unit allocated; 0 for an unknown format. vsize must have
+ * passed output_vsize_p (so nothing overflows).
  */
-static inline uint64_t output_bound(uint32_t format, uint64_t vsize)
+static inline uint64_t output_bound_p(uint32_t format,
+                                      const struct ct_output_params *p,
+                                      uint64_t vsize)
 {
     switch (format) {
     case CT_FMT_RAW:
         return vsize;
     case CT_FMT_QCOW2: {
-        const uint64_t c = OUTPUT_QCOW2_CLUSTER;
+        /* Compressed clusters are never larger than plain ones (a cluster
+         * that does not shrink is stored plain), so one bound serves. */
+        const uint64_t c = output_qcow2_cluster(p);
         uint64_t data = output_div_up(vsize, c);
-        uint64_t l2 = output_div_up(vsize, OUTPUT_QCOW2_L2_SPAN);
+        uint64_t l2 = output_div_up(vsize, c * (c / 8));
         uint64_t l1 = output_div_up(8 * l2, c);
         /* header, refcount table, refcount block 0, L1, L2s, data, then
-         * one more refcount block per 2 GiB of file (each counting
+         * one more refcount block per c/2 clusters of file (each counting
          * itself), with one to spare. */
         uint64_t base = 3 + l1 + l2 + data;
-        uint64_t refblocks =
-            output_div_up(base, OUTPUT_QCOW2_REFBLOCK_CLUSTERS - 1) + 1;
+        uint64_t refblocks = output_div_up(base, c / 2 - 1) + 1;
         return c * (base + refblocks);
     }
     case CT_FMT_VMDK: {
         struct output_vmdk_layout l = output_vmdk_layout(vsize);
-        return 512 * l.overhead + 512ull * OUTPUT_VMDK_GRAIN_SECTORS * l.grains;
+        const uint64_t grain = 512ull * OUTPUT_VMDK_GRAIN_SECTORS;
+        if (p && p->subformat == CT_SUB_STREAM_OPTIMIZED)
+            /* Each grain a 12-byte marker and its deflate stream, in whole
+             * sectors; per grain table a marker sector and the table; the
+             * directory with its marker; footer marker, footer and the
+             * end-of-stream marker. */
+            return 512 * l.overhead +
+                   l.grains * 512 *
+                       output_div_up(12 + output_deflate_bound(grain), 512) +
+                   l.gts * (512 + 512ull * 4) + 512 + 512 * l.gd_sectors +
+                   3 * 512;
+        return 512 * l.overhead + grain * l.grains;
     }
     case CT_FMT_VPC: {
         uint64_t n = output_div_up(vsize, OUTPUT_VPC_BLOCK);
         uint64_t bat = 512 * output_div_up(4 * n, 512);
+        if (p && p->subformat == CT_SUB_FIXED)
+            return vsize + 512; /* the data, then the footer */
         return OUTPUT_VPC_BAT_OFFSET + bat + n * (512 + OUTPUT_VPC_BLOCK) +
                512;
     }
     case CT_FMT_VHDX: {
-        struct output_vhdx_layout l = output_vhdx_layout(vsize);
+        struct output_vhdx_layout l =
+            output_vhdx_layout_bs(vsize, p ? p->block_size : 0);
         return l.first_block + l.blocks * l.block_size;
     }
     default:
         return 0;
     }
+}
+
+static inline uint64_t output_bound(uint32_t format, uint64_t vsize)
+{
+    return output_bound_p(format, 0, vsize);
 }
 
 #endif /* INSTAR_OUTPUT_BOUND_H */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "output_bound.h"
@@ -215,6 +216,8 @@ static enum call_next do_write(struct vmm_session *s, uint32_t gpa)
     return CALL_CONTINUE;
 }
 
+static void show_progress(struct vmm_session *s, uint64_t hundredths);
+
 static enum call_next do_begin_output(struct vmm_session *s, uint32_t gpa)
 {
     struct ct_begin_output a;
@@ -233,7 +236,8 @@ static enum call_next do_begin_output(struct vmm_session *s, uint32_t gpa)
      * guest cannot widen what it may write. A size the format cannot take
      * is the guest's to refuse before it gets here. */
     if (!window_compute(a.virtual_size, &s->args, &w) ||
-        !output_vsize(s->out_format, w.out_size, &s->out_vsize))
+        !output_vsize_p(s->out_format, &s->out_params, w.out_size,
+                        &s->out_vsize))
         return session_fail(s, "guest stopped: begin_output virtual size "
                                "%llu out of range",
                             (unsigned long long)a.virtual_size);
@@ -242,7 +246,10 @@ static enum call_next do_begin_output(struct vmm_session *s, uint32_t gpa)
                 s->in_name);
     s->begun = true;
     s->window_out = w.out_size;
-    s->out_limit = output_bound(s->out_format, s->out_vsize);
+    if (s->progress)
+        show_progress(s, 0);
+    s->out_limit = output_bound_p(s->out_format, &s->out_params,
+                                  s->out_vsize);
     a.ret = CT_OK;
     COPY_OUT(s, gpa, a, ret);
     return CALL_CONTINUE;
@@ -567,6 +574,56 @@ static enum call_next do_info(struct vmm_session *s, uint32_t gpa)
     return CALL_CONTINUE;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* Prints "    (42.00/100%)\r" as qemu-img convert -p does: one write
+ * (stdio's first write to a stream would fstat it, which the sandbox
+ * forbids). */
+static void show_progress(struct vmm_session *s, uint64_t hundredths)
+{
+    char line[32];
+    int n = snprintf(line, sizeof line, "    (%llu.%02llu/100%%)\r",
+                     (unsigned long long)(hundredths / 100),
+                     (unsigned long long)(hundredths % 100));
+    if (n > 0) /* a failure has nowhere to be said: the copy goes on */
+        (void)!write(fileno(s->progress), line, (size_t)n);
+    s->progress_shown = hundredths;
+    s->progress_at_ms = now_ms();
+}
+
+/* The guest's progress: printed when the user asked, when it moved by a
+ * whole percent and at most ten times a second (the last one always). */
+static enum call_next do_progress(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_progress a;
+
+    if (!copy_in(s, gpa, &a, sizeof a, "progress"))
+        return CALL_STOP;
+    if (a.reserved0 != 0 || !s->begun || a.total != s->window_out ||
+        a.done > a.total || a.done < s->progress_done)
+        return session_fail(s, "guest stopped: progress %llu of %llu is "
+                               "invalid here",
+                            (unsigned long long)a.done,
+                            (unsigned long long)a.total);
+    s->progress_done = a.done;
+    if (s->progress) {
+        uint64_t h = a.total ? (uint64_t)((double)a.done * 10000.0 /
+                                          (double)a.total)
+                             : 10000;
+        if (h == 10000 || (h >= s->progress_shown + 100 &&
+                           now_ms() - s->progress_at_ms >= 100))
+            show_progress(s, h);
+    }
+    a.ret = CT_OK;
+    COPY_OUT(s, gpa, a, ret);
+    return CALL_CONTINUE;
+}
+
 static enum call_next do_park(struct vmm_session *s, uint32_t gpa)
 {
     (void)gpa;
@@ -594,6 +651,7 @@ static const call_fn handlers[CT_CALL_COUNT] = {
     [CT_CALL_END_OUTPUT] = do_end_output,
     [CT_CALL_COPY] = do_copy,
     [CT_CALL_INFO] = do_info,
+    [CT_CALL_PROGRESS] = do_progress,
 };
 
 enum call_next calls_dispatch(struct vmm_session *s, uint16_t port,

@@ -44,8 +44,7 @@ static const struct size_operand count_operand = {
 static const struct size_operand skip_operand = {
     "skip", 0, 9223372036854775807u};
 
-__attribute__((format(printf, 3, 4)))
-static int fail(char *err, size_t errlen, const char *fmt, ...)
+int cli_fail(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
 
@@ -56,6 +55,17 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
     }
     return -1;
 }
+
+int cli_backing_dir(const char **dirs, unsigned *n, const char *dir,
+                    char *err, size_t errlen)
+{
+    if (*n >= DD_BACKING_DIRS_MAX)
+        return cli_fail(err, errlen, "too many --backing-dir options (max %d)",
+                        DD_BACKING_DIRS_MAX);
+    dirs[(*n)++] = dir;
+    return 0;
+}
+
 
 static int parse_size_operand(const struct size_operand *op,
                               const char *value, uint64_t *dst,
@@ -70,15 +80,15 @@ static int parse_size_operand(const struct size_operand *op,
                 "numbers is deprecated: %s\n", value);
     /* qemu prints these as two separately prefixed lines. */
     if (r == SIZE_ESYNTAX)
-        return fail(err, errlen, "Invalid %s specified. You may use k, M, "
-                    "G, T, P or E suffixes for\ninstar: kilobytes, "
-                    "megabytes, gigabytes, terabytes, petabytes and "
-                    "exabytes.", op->name);
+        return cli_fail(err, errlen, "Invalid %s specified. You may use k, M, "
+                        "G, T, P or E suffixes for\ninstar: kilobytes, "
+                        "megabytes, gigabytes, terabytes, petabytes and "
+                        "exabytes.", op->name);
     if (r == SIZE_ERANGE || v < op->min || v > op->max)
-        return fail(err, errlen, "Invalid %s specified. Must be between "
-                    "%llu and %llu.", op->name,
-                    (unsigned long long)op->min,
-                    (unsigned long long)op->max);
+        return cli_fail(err, errlen, "Invalid %s specified. Must be between "
+                        "%llu and %llu.", op->name,
+                        (unsigned long long)op->min,
+                        (unsigned long long)op->max);
     *dst = v;
     return 0;
 }
@@ -97,7 +107,7 @@ static int parse_operand(const char *word, struct dd_opts *o,
     size_t keylen;
 
     if (!eq)
-        return fail(err, errlen, "unrecognized operand %s", word);
+        return cli_fail(err, errlen, "unrecognized operand %s", word);
     keylen = (size_t)(eq - word);
     value = eq + 1;
     if (key_is(word, keylen, "if")) {
@@ -116,8 +126,8 @@ static int parse_operand(const char *word, struct dd_opts *o,
         return parse_size_operand(&skip_operand, value, &o->skip, err,
                                   errlen, warn);
     } else {
-        return fail(err, errlen, "unrecognized operand %.*s",
-                    (int)(keylen > 4096 ? 4096 : keylen), word);
+        return cli_fail(err, errlen, "unrecognized operand %.*s",
+                        (int)(keylen > 4096 ? 4096 : keylen), word);
     }
     return 0;
 }
@@ -132,9 +142,9 @@ int cli_option_error(int c, char **argv, char *err, size_t errlen)
     const char *word = argv[optind - 1];
 
     if (c == ':')
-        return fail(err, errlen, "missing argument for option '%s'\n"
-                    TRY_HELP, word);
-    return fail(err, errlen, "unrecognized option '%s'\n" TRY_HELP, word);
+        return cli_fail(err, errlen, "missing argument for option '%s'\n"
+                        TRY_HELP, word);
+    return cli_fail(err, errlen, "unrecognized option '%s'\n" TRY_HELP, word);
 }
 
 /* Returns 1 when -h stops the parse, 0 to go on, -1 on error. */
@@ -159,17 +169,15 @@ static int parse_options(int argc, char **argv, struct dd_opts *o,
         case 'U':
             break; /* sharing locks mean nothing to a read-only sandbox */
         case OPT_BACKING_DIR:
-            if (o->n_backing_dirs >= DD_BACKING_DIRS_MAX)
-                return fail(err, errlen,
-                            "too many --backing-dir options (max %d)",
-                            DD_BACKING_DIRS_MAX);
-            o->backing_dirs[o->n_backing_dirs++] = optarg;
+            if (cli_backing_dir(o->backing_dirs, &o->n_backing_dirs, optarg,
+                                err, errlen) < 0)
+                return -1;
             break;
         case OPT_OBJECT:
-            return fail(err, errlen, "option '--object' is not supported");
+            return cli_fail(err, errlen, "option '--object' is not supported");
         case OPT_IMAGE_OPTS:
-            return fail(err, errlen,
-                        "option '--image-opts' is not supported");
+            return cli_fail(err, errlen,
+                            "option '--image-opts' is not supported");
         default:
             return cli_option_error(c, argv, err, errlen);
         }
@@ -193,7 +201,8 @@ int dd_parse_args(int argc, char **argv, struct dd_opts *o,
         if (parse_operand(argv[i], o, err, errlen, warn) < 0)
             return -1;
     if (!o->in_path || !o->out_path)
-        return fail(err, errlen, "Must specify both input and output files");
+        return cli_fail(err, errlen,
+                        "Must specify both input and output files");
     return 0;
 }
 

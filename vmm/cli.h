@@ -39,6 +39,16 @@ struct dd_opts {
 int dd_parse_args(int argc, char **argv, struct dd_opts *o,
                   char *err, size_t errlen, FILE *warn);
 
+/* Writes one message into err (if any); returns -1. For every
+ * subcommand's parser. */
+int cli_fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Adds one --backing-dir to dirs (at most DD_BACKING_DIRS_MAX); -1 with a
+ * message past that. */
+int cli_backing_dir(const char **dirs, unsigned *n, const char *dir,
+                    char *err, size_t errlen);
+
 /*
  * getopt's ':' (missing argument) or '?' (unknown option) as qemu-img says
  * it, naming argv[optind - 1]; returns -1. For every subcommand's parser.

@@ -62,34 +62,12 @@ void dd_usage(FILE *f)
           f);
 }
 
-static int run_job(struct vmm_session *s)
-{
-    char err[DD_MSG_MAX];
-
-    job_catch_signals(&out);
-    if (output_prepare(&out, s->out_name, OUTPUT_UNNAMED, err, sizeof err) <
-        0) {
-        fprintf(stderr, "instar: %s\n", err);
-        return 1;
-    }
-    s->out_fd = out.fd;
-    if (job_run(s, NULL) != 0) {
-        output_abort(&out);
-        return 1;
-    }
-    if (output_commit(&out, err, sizeof err) < 0) {
-        fprintf(stderr, "instar: %s\n", err);
-        return 1;
-    }
-    return 0;
-}
-
 int dd_main(int argc, char **argv)
 {
     struct dd_opts o;
     struct vmm_session s;
     char err[DD_MSG_MAX];
-    int in_fmt, out_fmt, ret;
+    int out_fmt, ret;
 
     if (dd_parse_args(argc, argv, &o, err, sizeof err, stderr) < 0) {
         fprintf(stderr, "instar: %s\n", err);
@@ -100,38 +78,21 @@ int dd_main(int argc, char **argv)
         return 0;
     }
     memset(&s, 0, sizeof s);
-    s.in_name = o.in_path;
+    s.in_fd = -1;
     s.out_name = o.out_path;
     s.notice = stderr;
     s.args = (struct window_args){o.bs, o.count, o.skip, o.has_count,
                                   o.has_skip};
-    if ((in_fmt = job_pick_format(o.in_fmt, o.in_path, true)) < 0)
-        return 1;
-    if ((s.in_fd = job_open_input(o.in_path, &s.in_size)) < 0)
+    /* qemu-img dd checks -f, opens the input, then checks -O. */
+    if (job_input(&s, o.in_path, o.in_fmt, o.backing_dirs,
+                  o.n_backing_dirs) < 0)
         return 1;
     if ((out_fmt = job_pick_format(o.out_fmt, o.in_path, false)) < 0) {
-        close(s.in_fd);
+        job_close_input(&s);
         return 1;
     }
-    s.in_format = (uint32_t)in_fmt;
-    /* qemu picks its dmg driver by name when no -f is given; the guest
-     * refuses such an image unless its content is another format. */
-    size_t in_len = strlen(o.in_path);
-    s.in_dmg_name = in_fmt == CT_FMT_PROBE && in_len > 4 &&
-                    !strcmp(o.in_path + in_len - 4, ".dmg");
     s.out_format = (uint32_t)out_fmt;
-    /* Allocated here: the sandboxed child may not allocate. */
-    s.files = calloc(1, sizeof *s.files);
-    if (!s.files ||
-        backing_init(s.files, o.in_path, s.in_fd, s.in_size, o.backing_dirs,
-                     o.n_backing_dirs, err, sizeof err) < 0) {
-        fprintf(stderr, "instar: %s\n", s.files ? err : "out of memory");
-        close(s.in_fd);
-        free(s.files);
-        return 1;
-    }
-    ret = run_job(&s);
-    close(s.in_fd);
-    free(s.files);
+    ret = job_run_output(&s, &out);
+    job_close_input(&s);
     return ret;
 }

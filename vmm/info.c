@@ -73,7 +73,7 @@ int info_main(int argc, char **argv)
     struct info_opts o;
     struct vmm_session s;
     char err[INFO_MSG_MAX];
-    int fmt, ret;
+    int ret;
 
     if (info_parse_args(argc, argv, &o, err, sizeof err) < 0) {
         fprintf(stderr, "instar: %s\n", err);
@@ -84,28 +84,17 @@ int info_main(int argc, char **argv)
         return 0;
     }
     memset(&s, 0, sizeof s);
-    s.in_name = o.path;
+    s.in_fd = -1;
     s.notice = stderr;
     s.out_fd = -1;
     s.args.bs = 512; /* unused: no window */
-    if ((fmt = job_pick_format(o.fmt, o.path, true)) < 0)
-        return 1;
-    if ((s.in_fd = job_open_input(o.path, &s.in_size)) < 0)
-        return 1;
-    s.in_format = (uint32_t)fmt;
-    size_t len = strlen(o.path);
-    s.in_dmg_name = fmt == CT_FMT_PROBE && len > 4 &&
-                    !strcmp(o.path + len - 4, ".dmg");
     s.out_format = CT_FMT_RAW;
-    /* Allocated here: the sandboxed child may not allocate. */
-    s.files = calloc(1, sizeof *s.files);
+    if (job_input(&s, o.path, o.fmt, o.backing_dirs, o.n_backing_dirs) < 0)
+        return 1;
     s.info = calloc(1, sizeof *s.info);
     uint8_t *buf = calloc(1, CT_INFO_TOTAL_MAX);
-    if (!s.files || !s.info || !buf ||
-        backing_init(s.files, o.path, s.in_fd, s.in_size, o.backing_dirs,
-                     o.n_backing_dirs, err, sizeof err) < 0) {
-        fprintf(stderr, "instar: %s\n", s.files && s.info && buf
-                                            ? err : "out of memory");
+    if (!s.info || !buf) {
+        fprintf(stderr, "instar: out of memory\n");
         ret = 1;
         goto out;
     }
@@ -126,8 +115,7 @@ int info_main(int argc, char **argv)
     job_catch_signals(NULL);
     ret = job_run(&s, render_after);
 out:
-    close(s.in_fd);
-    free(s.files);
+    job_close_input(&s);
     free(s.info);
     free(buf);
     return ret;

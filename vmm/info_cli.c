@@ -37,16 +37,6 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-__attribute__((format(printf, 3, 4))) static int
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
 static int option(int c, char **argv, struct info_opts *o, char *err,
                   size_t errlen)
 {
@@ -61,8 +51,8 @@ static int option(int c, char **argv, struct info_opts *o, char *err,
         return 0; /* instar never locks images */
     case OPT_OUTPUT:
         if (strcmp(optarg, "json") && strcmp(optarg, "human"))
-            return fail(err, errlen, "--output must be used with human or "
-                                     "json as argument.");
+            return cli_fail(err, errlen, "--output must be used with human "
+                                         "or json as argument.");
         o->json = !strcmp(optarg, "json");
         return 0;
     case OPT_BACKING_CHAIN:
@@ -72,15 +62,12 @@ static int option(int c, char **argv, struct info_opts *o, char *err,
         o->check_safe = true;
         return 0;
     case OPT_BACKING_DIR:
-        if (o->n_backing_dirs >= DD_BACKING_DIRS_MAX)
-            return fail(err, errlen, "too many --backing-dir options (max %d)",
-                        DD_BACKING_DIRS_MAX);
-        o->backing_dirs[o->n_backing_dirs++] = optarg;
-        return 0;
+        return cli_backing_dir(o->backing_dirs, &o->n_backing_dirs, optarg,
+                               err, errlen);
     case OPT_OBJECT:
-        return fail(err, errlen, "option '--object' is not supported");
+        return cli_fail(err, errlen, "option '--object' is not supported");
     case OPT_IMAGE_OPTS:
-        return fail(err, errlen, "option '--image-opts' is not supported");
+        return cli_fail(err, errlen, "option '--image-opts' is not supported");
     default:
         return cli_option_error(c, argv, err, errlen);
     }
@@ -100,7 +87,8 @@ int info_parse_args(int argc, char **argv, struct info_opts *o, char *err,
         if ((r = option(c, argv, o, err, errlen)) != 0)
             return r < 0 ? -1 : 0;
     if (optind != argc - 1)
-        return fail(err, errlen, "Expecting one image file name\n" TRY_HELP);
+        return cli_fail(err, errlen,
+                        "Expecting one image file name\n" TRY_HELP);
     o->path = argv[optind];
     return 0;
 }

@@ -1,5 +1,5 @@
 /*
- * The jailer's side of a run, shared by `instar dd` and `instar info`: open
+ * The jailer's side of a run, shared by every subcommand: open
  * the input, catch the signals that would end us, fork the sandboxed child
  * that builds the VM and runs the guest, wait for its exit status.
  */
@@ -7,6 +7,7 @@
 #include "job.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <linux/fs.h>
 #include <signal.h>
@@ -207,4 +208,62 @@ int job_run(struct vmm_session *s, int (*after)(struct vmm_session *s))
     int r = wait_child(pid);
     child_pid = 0;
     return r < 0 ? 1 : 0;
+}
+
+int job_input(struct vmm_session *s, const char *path, const char *fmt_name,
+              const char *const *dirs, unsigned ndirs)
+{
+    char err[3 * PATH_MAX];
+    int fmt = job_pick_format(fmt_name, path, true);
+
+    if (fmt < 0 || (s->in_fd = job_open_input(path, &s->in_size)) < 0)
+        return -1;
+    s->in_name = path;
+    s->in_format = (uint32_t)fmt;
+    /* qemu picks its dmg driver by name when no -f is given; the guest
+     * refuses such an image unless its content is another format. */
+    size_t len = strlen(path);
+    s->in_dmg_name = fmt == CT_FMT_PROBE && len > 4 &&
+                     !strcmp(path + len - 4, ".dmg");
+    /* Allocated here: the sandboxed child may not allocate. */
+    s->files = calloc(1, sizeof *s->files);
+    if (!s->files || backing_init(s->files, path, s->in_fd, s->in_size,
+                                  dirs, ndirs, err, sizeof err) < 0) {
+        fprintf(stderr, "instar: %s\n", s->files ? err : "out of memory");
+        job_close_input(s);
+        return -1;
+    }
+    return 0;
+}
+
+void job_close_input(struct vmm_session *s)
+{
+    if (s->in_fd >= 0)
+        close(s->in_fd);
+    s->in_fd = -1;
+    free(s->files);
+    s->files = NULL;
+}
+
+int job_run_output(struct vmm_session *s, struct output *out)
+{
+    char err[3 * PATH_MAX];
+
+    job_catch_signals(out);
+    if (output_prepare(out, s->out_name, OUTPUT_UNNAMED, err, sizeof err) <
+        0) {
+        fprintf(stderr, "instar: %s\n", err);
+        return 1;
+    }
+    s->out_fd = out->fd;
+    fflush(stdout); /* the child may print progress */
+    if (job_run(s, NULL) != 0) {
+        output_abort(out);
+        return 1;
+    }
+    if (output_commit(out, err, sizeof err) < 0) {
+        fprintf(stderr, "instar: %s\n", err);
+        return 1;
+    }
+    return 0;
 }

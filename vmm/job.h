@@ -26,6 +26,20 @@ int job_pick_format(const char *name, const char *in_path, bool input);
  * output) and re-raises the signal. Call before creating the output. */
 void job_catch_signals(struct output *out);
 
+/*
+ * The input of s from the command line: -f (fmt_name, NULL: probe), the
+ * file opened, the dmg name rule, the table of files the image may name
+ * with the allowed directories (the input's own, then dirs). 0, or -1 with
+ * the message printed (nothing left open). job_close_input undoes it.
+ */
+int job_input(struct vmm_session *s, const char *path, const char *fmt_name,
+              const char *const *dirs, unsigned ndirs);
+void job_close_input(struct vmm_session *s);
+
+/* Runs s with its output written to s->out_name atomically (output.c):
+ * prepared, the guest run, then committed or dropped. The exit status. */
+int job_run_output(struct vmm_session *s, struct output *out);
+
 /* Runs the guest for s in a sandboxed child and waits for it. `after`, if
  * set, runs in the child once the guest has finished successfully, still
  * sandboxed, and gives the child's exit status. Returns 0 when the child

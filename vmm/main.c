@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "convert_cmd.h"
 #include "dd.h"
 #include "info_cmd.h"
 #include "instar_ct.h"
@@ -26,6 +27,8 @@ static void usage(FILE *f)
           "  info      describe an image, like qemu-img info, and say "
           "whether it is\n"
           "            safe to use (instar info --help)\n"
+          "  convert   convert an image, like qemu-img convert (instar "
+          "convert --help)\n"
           "\n"
           "Options:\n"
           "  -h, --help     show this help\n"
@@ -72,6 +75,8 @@ int main(int argc, char **argv)
         return dd_main(argc - 1, argv + 1);
     if (!strcmp(argv[1], "info"))
         return info_main(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "convert"))
+        return convert_main(argc - 1, argv + 1);
     fprintf(stderr, "instar: unknown command '%s'\nTry 'instar --help' for "
                     "more information\n",
             argv[1]);

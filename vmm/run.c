@@ -83,7 +83,8 @@ static void write_bootinfo(struct vmm_session *s, const uint8_t *entropy)
         .flags = (s->args.has_count ? CT_BOOT_HAS_COUNT : 0) |
                  (s->args.has_skip ? CT_BOOT_HAS_SKIP : 0) |
                  (s->in_dmg_name ? CT_BOOT_INPUT_DMG_NAME : 0) |
-                 (s->info && s->info->chain ? CT_BOOT_BACKING_CHAIN : 0),
+                 (s->info && s->info->chain ? CT_BOOT_BACKING_CHAIN : 0) |
+                 (s->progress ? CT_BOOT_PROGRESS : 0),
         .bs = s->args.bs,
         .count = s->args.count,
         .skip = s->args.skip,
@@ -94,7 +95,11 @@ static void write_bootinfo(struct vmm_session *s, const uint8_t *entropy)
         .vcpus = s->worker ? 2 : 1,
         .files_max = s->files->files_max,
         .unix_time = (uint64_t)time(NULL),
-        .mode = s->info ? CT_MODE_INFO : CT_MODE_DD,
+        .mode = s->info      ? CT_MODE_INFO
+                : s->convert ? CT_MODE_CONVERT
+                             : CT_MODE_DD,
+        .out = s->out_params,
+        .sparse_min = s->sparse_min,
     };
     memcpy(bi.entropy, entropy, sizeof bi.entropy);
     out_base(s->out_name, &bi);
@@ -237,7 +242,9 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
     f.vcpu_fd = s->vm->vcpu_fd;
     f.wvcpu_fd = s->vm->wvcpu_fd;
     f.out_fd = s->info ? -1 : s->out_fd;
-    f.stdout_ok = s->info != NULL; /* info renders after the run */
+    /* info renders after the run; convert -p prints progress, as qemu-img
+     * convert -p does, on stdout */
+    f.stdout_ok = s->info != NULL || (s->progress && s->progress == stdout);
     f.keep[f.nkeep++] = s->files->files[0].fd;
     for (unsigned i = 0; i < s->files->nroots && i < VMM_ROOTS_MAX; i++)
         f.keep[f.nkeep++] = f.roots[f.nroots++] = s->files->roots[i].fd;

@@ -49,6 +49,12 @@ struct vmm_session {
      * run has no output then (out_fd -1) and writes only to stdout,
      * after the guest has finished. */
     struct info_stream *info;
+    /* Convert mode (ABI 8): the whole image, shaped by out_params, zeros
+     * left unallocated as sparse_min says; dd leaves all three zero. */
+    bool convert;
+    struct ct_output_params out_params;
+    uint64_t sparse_min;
+    FILE *progress; /* where to print the guest's progress; NULL: don't */
 
     /* The worker vCPU's thread (run.c), NULL with one vCPU. */
     struct vmm_worker *worker;
@@ -64,6 +70,9 @@ struct vmm_session {
     uint64_t out_high;  /* highest byte written + 1 */
     int write_errno;    /* the first failed write's errno, 0 if none */
     uint64_t calls;
+    uint64_t progress_done;    /* the guest's last progress report */
+    uint64_t progress_shown;   /* hundredths of a percent last printed */
+    uint64_t progress_at_ms;   /* when (CLOCK_MONOTONIC) */
 
     /* Outcome: done is set by exit, fault or any violation. */
     bool done;

@@ -26,7 +26,20 @@ struct route {
     uint64_t *seg_in;
     uint32_t nsegs;
     uint64_t seg_bytes;
+    /* Sparse outputs (convert): runs of zeros at least sparse_min long
+     * go to the writer's zero(); a run is held until its length is known
+     * (it may go on in the next chunk or extent). */
+    uint64_t sparse_min;
+    uint64_t zrun_start, zrun_len;
+    bool zrun_hole; /* the run touches a hole of the input or an end */
+    const uint8_t *zeros; /* ZEROS_LEN zero bytes, for short runs */
+    /* Progress (convert -p): output bytes done, and the total. */
+    bool progress;
+    uint64_t done, total;
 };
+
+/* Short zero runs are written from this many zero bytes at a time. */
+#define ZEROS_LEN (64u << 10)
 
 static uint64_t min64(uint64_t a, uint64_t b)
 {
@@ -168,25 +181,178 @@ static int placed(struct route *c, const struct fmt_extent *e,
     return G_OK;
 }
 
+/* The held zero run goes out: unallocated when long enough, or when it
+ * touches a hole of the input or an end of the disk (qemu-img convert
+ * leaves those out whatever their length); written as zeros otherwise (a
+ * short run between data stays data, as in qemu, so that writes are not
+ * broken up). */
+static int zrun_flush(struct route *c)
+{
+    uint64_t off = c->zrun_start, len = c->zrun_len;
+    int ret = G_OK;
+
+    c->zrun_len = 0;
+    if (len >= c->sparse_min || c->zrun_hole || off == 0 ||
+        off + len == c->total)
+        return len ? fmt_writer_zero(c->w, off, len) : G_OK;
+    for (uint64_t done = 0; done < len && ret == G_OK;) {
+        uint64_t n = min64(len - done, ZEROS_LEN);
+        ret = fmt_writer_write(c->w, off + done, c->zeros, n);
+        done += n;
+    }
+    return ret;
+}
+
+/* Adds [off, off + n) of zeros (hole: read from nowhere, an input hole)
+ * to the held run. */
+static int zrun_add(struct route *c, uint64_t off, uint64_t n, bool hole)
+{
+    int ret;
+    if (c->zrun_len && c->zrun_start + c->zrun_len == off) {
+        c->zrun_len += n;
+        c->zrun_hole |= hole;
+        return G_OK;
+    }
+    if ((ret = zrun_flush(c)) != G_OK)
+        return ret;
+    c->zrun_start = off;
+    c->zrun_len = n;
+    c->zrun_hole = hole;
+    return G_OK;
+}
+
+static bool sector_zero(const uint8_t *p, uint64_t n)
+{
+    const uint64_t *q = (const void *)p;
+    uint64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        if (q[i / 8])
+            return false;
+    for (; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
+
+/* n bytes of data for output offset off: zero sectors join the held zero
+ * run, the rest is written (after the held run, in order). */
+static int sparse_data(struct route *c, uint64_t off, const uint8_t *p,
+                       uint64_t n)
+{
+    uint64_t i = 0;
+    while (i < n) {
+        /* Sectors of the output (the last may be short). */
+        uint64_t step = min64(WINDOW_SECTOR - (off + i) % WINDOW_SECTOR,
+                              n - i);
+        bool zero = sector_zero(p + i, step);
+        uint64_t j = i + step;
+        while (j < n) {
+            uint64_t k = min64(WINDOW_SECTOR, n - j);
+            if (sector_zero(p + j, k) != zero)
+                break;
+            j += k;
+        }
+        int ret = zero ? zrun_add(c, off + i, j - i, false) : zrun_flush(c);
+        if (ret == G_OK && !zero)
+            ret = fmt_writer_write(c->w, off + i, p + i, j - i);
+        if (ret != G_OK)
+            return ret;
+        i = j;
+    }
+    return G_OK;
+}
+
+/* Input [in_off, +len) through guest memory, zero runs left out. */
+static int sparse_buffered(struct route *c, uint64_t in_off,
+                           uint64_t out_off, uint64_t len)
+{
+    for (uint64_t done = 0; done < len;) {
+        uint64_t n = min64(len - done, c->chunk);
+        int ret = c->r->read(c->r, in_off + done, c->b->p, n);
+        if (ret == G_OK)
+            ret = sparse_data(c, out_off + done, c->b->p, n);
+        if (ret != G_OK)
+            return ret;
+        done += n;
+    }
+    return G_OK;
+}
+
+/* One extent of a sparse output: zeros join the held run without being
+ * read; everything else is read and scanned (qemu-img convert leaves
+ * written zeros unallocated too). */
+static int sparse_extent(struct route *c, const struct fmt_extent *e,
+                         uint64_t in_off, uint64_t out_off)
+{
+    if (e->kind == FMT_EXTENT_ZERO)
+        return zrun_add(c, out_off, e->len, true);
+    return sparse_buffered(c, in_off, out_off, e->len);
+}
+
+static int report(struct route *c, uint64_t done)
+{
+    const struct ct_ops *ops = c->w->env->ops;
+    if (!c->progress || done <= c->done)
+        return G_OK;
+    c->done = done;
+    int ret = ops->progress(ops->ctx, done, c->total);
+    return ret == CT_OK ? G_OK
+                        : g_fail(c->err, G_EIO, "engine: progress refused: %s",
+                                 ct_result_str(ret));
+}
+
 /* Input [in_off, in_off + len) to output [out_off, ...), extent by
  * extent. */
+/* Whether an extent of this kind goes through guest memory. */
+static bool buffered_kind(const struct route *c, uint32_t kind)
+{
+    if (c->sparse_min)
+        return kind != FMT_EXTENT_ZERO;
+    return kind == FMT_EXTENT_DATA || !c->w->place;
+}
+
+/* The reader's extent at in_off, checked. */
+static int next_extent(struct route *c, uint64_t in_off, uint64_t len,
+                       struct fmt_extent *e)
+{
+    *e = (struct fmt_extent){FMT_EXTENT_DATA, 0, 0, len};
+    int ret = c->r->extent ? c->r->extent(c->r, in_off, len, e) : G_OK;
+    if (ret == G_OK && (e->len == 0 || e->len > len))
+        return g_fail(c->err, G_EINVAL,
+                      "%s: extent of %llu bytes for %llu asked (reader bug)",
+                      c->r->name, (unsigned long long)e->len,
+                      (unsigned long long)len);
+    return ret;
+}
+
 static int route(struct route *c, uint64_t in_off, uint64_t out_off,
                  uint64_t len)
 {
     while (len) {
-        struct fmt_extent e = {FMT_EXTENT_DATA, 0, 0, len};
-        int ret = c->r->extent ? c->r->extent(c->r, in_off, len, &e) : G_OK;
+        struct fmt_extent e, more;
+        int ret = next_extent(c, in_off, len, &e);
         if (ret != G_OK)
             return ret;
-        if (e.len == 0 || e.len > len)
-            return g_fail(c->err, G_EINVAL,
-                          "%s: extent of %llu bytes for %llu asked (reader "
-                          "bug)",
-                          c->r->name, (unsigned long long)e.len,
-                          (unsigned long long)len);
-        ret = e.kind != FMT_EXTENT_DATA && c->w->place
-                  ? placed(c, &e, in_off, out_off)
-                  : buffered(c, in_off, out_off, e.len);
+        /* Extents that go through memory are read a chunk at a time, not
+         * one by one: compressed clusters then inflate in batches on both
+         * vCPUs, and scattered ones cost one read call per run. */
+        while (buffered_kind(c, e.kind) && e.len < c->chunk && e.len < len) {
+            if ((ret = next_extent(c, in_off + e.len, len - e.len, &more)) !=
+                G_OK)
+                return ret;
+            if (!buffered_kind(c, more.kind))
+                break;
+            e.len += min64(more.len, c->chunk - e.len);
+            e.kind = FMT_EXTENT_DATA;
+        }
+        if (c->sparse_min)
+            ret = sparse_extent(c, &e, in_off, out_off);
+        else if (!buffered_kind(c, e.kind))
+            ret = placed(c, &e, in_off, out_off);
+        else
+            ret = buffered(c, in_off, out_off, e.len);
+        if (ret == G_OK)
+            ret = report(c, out_off + e.len);
         if (ret != G_OK)
             return ret;
         in_off += e.len;
@@ -196,38 +362,51 @@ static int route(struct route *c, uint64_t in_off, uint64_t out_off,
     return G_OK;
 }
 
-int engine_copy(struct fmt_reader *r, struct fmt_writer *w, uint64_t start,
-                uint64_t end, uint64_t out_size, const struct engine_buf *b,
+int engine_copy(struct fmt_reader *r, struct fmt_writer *w,
+                const struct engine_job *job, const struct engine_buf *b,
                 struct g_error *err)
 {
-    struct route c = {r, w, b, min64(b->size, ENGINE_CHUNK_MAX), err, true,
-                      NULL, NULL, 0, 0};
-    uint64_t len = end - start;
+    struct route c = {.r = r, .w = w, .b = b,
+                      .chunk = min64(b->size, ENGINE_CHUNK_MAX), .err = err,
+                      .kernel = true, .sparse_min = job->sparse_min,
+                      .progress = job->progress, .total = job->out_size};
+    uint64_t len = job->end - job->start, out_size = job->out_size;
     int ret;
 
-    if (end < start || out_size < len || out_size - len >= 512 ||
+    if (job->end < job->start || out_size < len || out_size - len >= 512 ||
         c.chunk < 512)
         return g_fail(err, G_EINVAL,
                       "engine: bad copy range [%llu, %llu) to %llu bytes",
-                      (unsigned long long)start, (unsigned long long)end,
+                      (unsigned long long)job->start,
+                      (unsigned long long)job->end,
                       (unsigned long long)out_size);
     c.segs = fmt_alloc(w->env, sizeof *c.segs * CT_COPY_SEGS_MAX, "engine",
                        "copy list");
     c.seg_in = fmt_alloc(w->env, sizeof *c.seg_in * CT_COPY_SEGS_MAX,
                          "engine", "copy list");
+    if (c.sparse_min &&
+        !(c.zeros = fmt_io_alloc(w->env, ZEROS_LEN, "engine", "zeros")))
+        return G_ENOMEM;
     if (!c.segs || !c.seg_in)
         return G_ENOMEM;
-    if ((ret = route(&c, start, 0, len)) != G_OK ||
+    if ((ret = route(&c, job->start, 0, len)) != G_OK ||
         (ret = flush_segs(&c)) != G_OK)
         return ret;
     /* qemu's output size is the window rounded up to 512; the tail is
      * zeros, never input bytes past the window. */
     if (out_size > len) {
-        memset(b->p, 0, (size_t)(out_size - len));
-        ret = fmt_writer_write(w, len, b->p, out_size - len);
+        if (c.sparse_min) {
+            ret = zrun_add(&c, len, out_size - len, false);
+        } else {
+            memset(b->p, 0, (size_t)(out_size - len));
+            ret = fmt_writer_write(w, len, b->p, out_size - len);
+        }
         if (ret != G_OK)
             return ret;
     }
+    if ((c.sparse_min && (ret = zrun_flush(&c)) != G_OK) ||
+        (ret = report(&c, out_size)) != G_OK)
+        return ret;
     uint64_t file_size = 0;
     if ((ret = fmt_writer_finish(w, &file_size)) != G_OK)
         return ret;

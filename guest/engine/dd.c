@@ -26,12 +26,15 @@ int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
                           mem->par, cfg->files_max, &chain, FMT_REFS_OPEN};
     struct fmt_reader *r;
     struct fmt_writer *w;
+    static const struct ct_output_params defaults;
     struct fmt_write_opts opts = cfg->write;
     struct window win;
     uint64_t vsize;
     struct engine_buf b;
     int ret;
 
+    if (!opts.params)
+        opts.params = &defaults; /* dd, and callers that leave it out */
     arena_init(&heap, mem->heap, mem->heap_size);
     arena_init(&io, mem->io, mem->io_size);
     /* The chunk buffer first, so drivers get the rest of the I/O area. */
@@ -47,10 +50,11 @@ int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
     if (!window_compute(r->vsize, &cfg->args, &win))
         return g_fail(err, G_ERANGE, "%s: virtual size %llu is too large",
                       r->name, (unsigned long long)r->vsize);
-    if (!output_vsize(cfg->out_format, win.out_size, &vsize))
+    if (!output_vsize_p(cfg->out_format, opts.params, win.out_size, &vsize))
         return too_large(err, cfg->out_format, win.out_size);
-    /* qemu-img dd writes in requests of bs bytes. */
-    opts.request_size = cfg->args.bs;
+    /* qemu-img dd writes in requests of bs bytes; convert's requests are
+     * not dd's (the writer decides by its own calls). */
+    opts.request_size = cfg->convert ? 0 : cfg->args.bs;
     ret = fmt_writer_open(&env, cfg->out_format, vsize, &opts, &w);
     if (ret != G_OK)
         return ret;
@@ -58,5 +62,7 @@ int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
     if (ret != CT_OK)
         return g_fail(err, G_EIO, "host refused the output: %s",
                       ct_result_str(ret));
-    return engine_copy(r, w, win.start, win.end, win.out_size, &b, err);
+    struct engine_job job = {win.start, win.end, win.out_size,
+                             cfg->sparse_min, cfg->progress};
+    return engine_copy(r, w, &job, &b, err);
 }

@@ -23,11 +23,21 @@ struct engine_buf {
     uint64_t size; /* >= 512 */
 };
 
+/* What to copy and how. */
+struct engine_job {
+    uint64_t start, end; /* the input's virtual bytes to copy */
+    uint64_t out_size;   /* end - start rounded up to 512 */
+    /* Runs of at least this many zero bytes stay unallocated (the
+     * writer's zero()); 0: every byte is written or allocated (dd). */
+    uint64_t sparse_min;
+    bool progress;       /* report progress to the host as the copy goes */
+};
+
 /* Copies virtual bytes [start, end) of r to [0, end - start) of w, then
  * zeros up to out_size (the 512-byte rounding), finishes w and declares
  * the output's final size to the host. */
-int engine_copy(struct fmt_reader *r, struct fmt_writer *w, uint64_t start,
-                uint64_t end, uint64_t out_size, const struct engine_buf *b,
+int engine_copy(struct fmt_reader *r, struct fmt_writer *w,
+                const struct engine_job *job, const struct engine_buf *b,
                 struct g_error *err);
 
 struct dd_config {
@@ -38,6 +48,10 @@ struct dd_config {
     bool in_dmg_name;    /* the input's name ends in ".dmg" */
     struct fmt_write_opts write; /* what the writer stamps (boot info);
                                     request_size is set from bs */
+    /* convert: runs of zeros this long stay unallocated (-S); 0 for dd */
+    uint64_t sparse_min;
+    bool convert;  /* the whole image (args: bs 512, no count or skip) */
+    bool progress; /* report progress (convert -p) */
 };
 
 /* Memory the guest gives the engine: the heap for driver state and the

@@ -110,6 +110,10 @@ struct fmt_write_opts {
      * qemu puts a qcow2 refcount block past 2 GiB of file depends on it.
      * 0: no preference. */
     uint64_t request_size;
+    /* The output's shape (convert -o, -c); all zero (or NULL) means
+     * qemu-img create's defaults, which is what dd writes. Writers read
+     * it through fmt_params(). */
+    const struct ct_output_params *params;
 };
 
 #define FMT_ENTROPY_LEN 32u
@@ -166,6 +170,10 @@ int fmt_writer_zero(struct fmt_writer *w, uint64_t off, uint64_t len);
 int fmt_writer_place(struct fmt_writer *w, uint64_t off, uint64_t len,
                      uint64_t *file_off, uint64_t *n);
 int fmt_writer_finish(struct fmt_writer *w, uint64_t *file_size);
+
+/* For writers: the output's shape (w->opts->params, or qemu-img create's
+ * defaults when the caller gave none). */
+const struct ct_output_params *fmt_params(const struct fmt_writer *w);
 
 /* For writers: writes len bytes of buf (I/O area) at file offset off of
  * the output; a failure names the format and the offset. */

@@ -6,17 +6,20 @@
 typedef int (*open_fn)(const struct fmt_env *, uint32_t, struct fmt_reader *);
 typedef int (*writer_open_fn)(struct fmt_writer *);
 
-/* One row a format: its name, its reader, its writer (NULL: none yet). */
+/* One row a format: its name, its reader, its writer (NULL: none yet), and
+ * whether the writer takes output parameters other than the defaults
+ * (convert's -o and -c). */
 static const struct {
     const char *name;
     open_fn open;
     writer_open_fn writer_open;
+    bool params;
 } drivers[CT_FMT_COUNT] = {
-    [CT_FMT_RAW] = {"raw", fmt_raw_open, fmt_raw_writer_open},
-    [CT_FMT_QCOW2] = {"qcow2", fmt_qcow2_open, fmt_qcow2_writer_open},
-    [CT_FMT_VMDK] = {"vmdk", fmt_vmdk_open, fmt_vmdk_writer_open},
-    [CT_FMT_VPC] = {"vpc", fmt_vpc_open, fmt_vpc_writer_open},
-    [CT_FMT_VHDX] = {"vhdx", fmt_vhdx_open, fmt_vhdx_writer_open},
+    [CT_FMT_RAW] = {"raw", fmt_raw_open, fmt_raw_writer_open, false},
+    [CT_FMT_QCOW2] = {"qcow2", fmt_qcow2_open, fmt_qcow2_writer_open, false},
+    [CT_FMT_VMDK] = {"vmdk", fmt_vmdk_open, fmt_vmdk_writer_open, false},
+    [CT_FMT_VPC] = {"vpc", fmt_vpc_open, fmt_vpc_writer_open, false},
+    [CT_FMT_VHDX] = {"vhdx", fmt_vhdx_open, fmt_vhdx_writer_open, false},
 };
 
 /* What the end of a file the head calls raw says (dmg). */
@@ -132,6 +135,12 @@ int fmt_writer_open(const struct fmt_env *env, uint32_t format,
     w->vsize = vsize;
     w->env = env;
     w->opts = opts;
+    static const struct ct_output_params defaults;
+    if (!drivers[format].params &&
+        memcmp(fmt_params(w), &defaults, sizeof defaults) != 0)
+        return g_fail(env->err, G_ENOTSUP,
+                      "%s: output options are not supported yet",
+                      drivers[format].name);
     if ((ret = drivers[format].writer_open(w)) != G_OK)
         return ret;
     *out = w;

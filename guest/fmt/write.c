@@ -64,6 +64,12 @@ int fmt_writer_finish(struct fmt_writer *w, uint64_t *file_size)
     return w->finish(w, file_size);
 }
 
+const struct ct_output_params *fmt_params(const struct fmt_writer *w)
+{
+    static const struct ct_output_params defaults;
+    return w->opts && w->opts->params ? w->opts->params : &defaults;
+}
+
 int fmt_out_write(const struct fmt_writer *w, uint64_t off, const void *buf,
                   uint64_t len)
 {

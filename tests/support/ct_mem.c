@@ -98,6 +98,7 @@ static int m_write(void *ctx, uint64_t off, const void *buf, uint64_t len)
         return ret;
     memcpy(p, buf, (size_t)len);
     m->writes++;
+    m->bytes_written += len;
     return CT_OK;
 }
 
@@ -140,6 +141,7 @@ static int m_copy(void *ctx, const struct ct_copy_seg *segs, uint32_t count,
             file_of(m, segs[i].handle, &d, &dlen);
             memcpy(p, d + segs[i].src_off, (size_t)segs[i].len);
         }
+        m->bytes_written += segs[i].len;
         *done = i + 1;
     }
     m->copies++;
@@ -179,6 +181,18 @@ static int m_end_output(void *ctx, uint64_t file_size)
     }
     m->out_len = (size_t)file_size;
     m->ended = true;
+    return CT_OK;
+}
+
+/* As the host: never back, never past the total. */
+static int m_progress(void *ctx, uint64_t done, uint64_t total)
+{
+    struct ct_mem *m = ctx;
+    if (!m->begun || total != m->window_out || done > total ||
+        done < m->progress_done)
+        return CT_EINVAL;
+    m->progress_done = done;
+    m->progress_calls++;
     return CT_OK;
 }
 
@@ -274,6 +288,7 @@ struct ct_ops ct_mem_ops(struct ct_mem *m)
                          .end_output = m_end_output,
                          .copy = m_copy,
                          .log = m_log,
+                         .progress = m_progress,
                          .open_backing = m_open_backing,
                          .info = m_info};
     return ops;

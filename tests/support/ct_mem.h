@@ -44,6 +44,9 @@ struct ct_mem {
     uint64_t out_limit;  /* output_bound() of the format */
     bool skip_notice;
     unsigned reads, writes, copies; /* copies: copy calls */
+    uint64_t bytes_written;   /* by write and copy (allocated zeros too) */
+    uint64_t progress_done;   /* the last progress report */
+    unsigned progress_calls;
     bool no_kernel; /* copy answers CT_ENOTSUP, as a host that cannot (or
                        INSTAR_NO_KERNEL_COPY=1) */
     int fail_read_at; /* fail the Nth read with CT_EIO (1-based); 0 = never */

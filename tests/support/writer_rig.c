@@ -6,9 +6,10 @@
 #define RIG_HEAP (16u << 20)
 #define RIG_IO (16u << 20)
 
-static void write_with(struct rig *r, const uint8_t *in, size_t len,
-                       struct window_args a, uint32_t out_format,
-                       const char *out_name, bool no_kernel)
+static void run_with(struct rig *r, const uint8_t *in, size_t len,
+                     struct window_args a, uint32_t out_format,
+                     const char *out_name, bool no_kernel,
+                     const struct dd_config *extra)
 {
     struct dd_mem mem = {calloc(1, RIG_HEAP), RIG_HEAP, calloc(1, RIG_IO),
                          RIG_IO, NULL};
@@ -24,6 +25,12 @@ static void write_with(struct rig *r, const uint8_t *in, size_t len,
                   .out_name = name,
                   .out_name_len = (uint32_t)strlen(name)},
     };
+    if (extra) {
+        cfg.convert = extra->convert;
+        cfg.sparse_min = extra->sparse_min;
+        cfg.progress = extra->progress;
+        cfg.write.params = extra->write.params;
+    }
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, in, len, out_format, &a);
     r->m.no_kernel = no_kernel;
@@ -37,14 +44,26 @@ void rig_write(struct rig *r, const uint8_t *in, size_t len,
                struct window_args a, uint32_t out_format,
                const char *out_name)
 {
-    write_with(r, in, len, a, out_format, out_name, false);
+    run_with(r, in, len, a, out_format, out_name, false, NULL);
 }
 
 void rig_write_guest_path(struct rig *r, const uint8_t *in, size_t len,
                           struct window_args a, uint32_t out_format,
                           const char *out_name)
 {
-    write_with(r, in, len, a, out_format, out_name, true);
+    run_with(r, in, len, a, out_format, out_name, true, NULL);
+}
+
+void rig_convert(struct rig *r, const uint8_t *in, size_t len,
+                 uint32_t out_format, uint64_t sparse_min,
+                 const struct ct_output_params *p)
+{
+    static const struct window_args whole = {512, 0, 0, false, false};
+    struct dd_config extra = {.convert = true,
+                              .sparse_min = sparse_min,
+                              .progress = true,
+                              .write = {.params = p}};
+    run_with(r, in, len, whole, out_format, NULL, false, &extra);
 }
 
 uint8_t *rig_read_back(const struct rig *r, uint32_t format, uint64_t *vsize,

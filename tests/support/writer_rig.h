@@ -31,6 +31,13 @@ void rig_write_guest_path(struct rig *r, const uint8_t *in, size_t len,
                           struct window_args a, uint32_t out_format,
                           const char *out_name);
 
+/* convert -O out_format of the whole of `in` (raw): runs of at least
+ * sparse_min zero bytes left out (0: dense), with the output parameters p
+ * (NULL: defaults) and progress reports. */
+void rig_convert(struct rig *r, const uint8_t *in, size_t len,
+                 uint32_t out_format, uint64_t sparse_min,
+                 const struct ct_output_params *p);
+
 /* Reads the output of r back as `format` with the project's reader: a
  * malloc'd copy of its virtual disk (*vsize bytes), or NULL with the
  * reader's message in err. */

@@ -8,7 +8,7 @@
 
 Test(abi, version_and_ports)
 {
-    cr_expect_eq(CT_ABI_VERSION, 7u);
+    cr_expect_eq(CT_ABI_VERSION, 8u);
     cr_expect_eq(CT_PORT_BASE, 0x500u);
     cr_expect_eq(CT_CALL_EXIT, 6);
     cr_expect_eq(CT_CALL_OPEN_BACKING, 8);
@@ -17,7 +17,8 @@ Test(abi, version_and_ports)
     cr_expect_eq(CT_CALL_END_OUTPUT, 11);
     cr_expect_eq(CT_CALL_COPY, 12);
     cr_expect_eq(CT_CALL_INFO, 13);
-    cr_expect_eq(CT_CALL_COUNT, 14);
+    cr_expect_eq(CT_CALL_PROGRESS, 14);
+    cr_expect_eq(CT_CALL_COUNT, 15);
     cr_expect_eq(CT_MODE_DD, 0u);
     cr_expect_eq(CT_MODE_INFO, 1u);
     cr_expect_eq(CT_BOOT_BACKING_CHAIN, 8u);
@@ -39,7 +40,10 @@ Test(abi, struct_layout)
     cr_expect_eq(sizeof(struct ct_read), 40u);
     cr_expect_eq(offsetof(struct ct_read, nread), 32u);
     cr_expect_eq(sizeof(struct ct_write), 32u);
-    cr_expect_eq(sizeof(struct ct_bootinfo), 384u);
+    cr_expect_eq(sizeof(struct ct_bootinfo), 416u);
+    cr_expect_eq(offsetof(struct ct_bootinfo, out), 384u);
+    cr_expect_eq(sizeof(struct ct_output_params), 24u);
+    cr_expect_eq(sizeof(struct ct_progress), 24u);
     cr_expect_eq(offsetof(struct ct_bootinfo, out_name), 128u);
     cr_expect_eq(offsetof(struct ct_bootinfo, mode), 124u);
     cr_expect_eq(offsetof(struct ct_info_rec, value), 8u);

@@ -151,7 +151,10 @@ static int h_try_open(struct h *h, uint64_t data_end, bool sparse)
     h->sparse = sparse;
     for (unsigned i = 0; i < FMT_ENTROPY_LEN; i++)
         h->entropy[i] = (uint8_t)(0xa0 + 3 * i);
-    h->opts = (struct fmt_write_opts){T0, h->entropy, "o.vpc", 5, 0};
+    h->opts = (struct fmt_write_opts){.unix_time = T0,
+                                      .entropy = h->entropy,
+                                      .out_name = "o.vpc",
+                                      .out_name_len = 5};
     cr_assert(output_vsize(CT_FMT_VPC, data_end, &h->vsize));
     if (sparse) {
         h->f.limit = output_bound(CT_FMT_VPC, h->vsize);

@@ -63,6 +63,13 @@ static int allocate_call(uint64_t off, uint64_t len)
     return copy_call(CT_COPY_ZEROS, 0, off, len);
 }
 
+static int progress_call(uint64_t done, uint64_t total)
+{
+    struct ct_progress a = {.ret = CT_EINVAL, .done = done, .total = total};
+    call(CT_PORT_BASE + CT_CALL_PROGRESS, &a);
+    return a.ret;
+}
+
 static int end(uint64_t file_size)
 {
     struct ct_end_output a = {.ret = CT_EINVAL, .file_size = file_size};
@@ -364,6 +371,31 @@ void guest_main(const struct ct_bootinfo *bi)
         break;
     case H_OUTPUT_IN_INFO:
         begin(512);
+        break;
+    case H_PROGRESS_OK:
+        begin(1024);
+        if (progress_call(0, 1024) != CT_OK ||
+            progress_call(512, 1024) != CT_OK ||
+            progress_call(1024, 1024) != CT_OK)
+            ct_exit(CT_STATUS_FAIL, "hostile: progress refused");
+        write_call(0, io, 1024);
+        end(1024);
+        ct_exit(CT_STATUS_OK, 0);
+    case H_PROGRESS_BEFORE_BEGIN:
+        progress_call(0, 1024);
+        break;
+    case H_PROGRESS_PAST_TOTAL:
+        begin(1024);
+        progress_call(2048, 1024);
+        break;
+    case H_PROGRESS_BACKWARDS:
+        begin(1024);
+        progress_call(512, 1024);
+        progress_call(256, 1024);
+        break;
+    case H_PROGRESS_WRONG_TOTAL:
+        begin(1024);
+        progress_call(0, 1ull << 40);
         break;
     case H_UNUSED_CALL_0:
     case H_UNUSED_CALL_1:

@@ -55,6 +55,12 @@ enum hostile_scenario {
     H_COPY_OK,            /* 1 KiB input copied, 1 KiB allocated: exit ok */
     H_COPY_BAD_LIST,      /* a good segment, then a bad one */
     H_COPY_TOO_MANY,      /* more segments than a list may hold */
+    /* progress (ABI 8) */
+    H_PROGRESS_OK,        /* 0, half, all of a 1024-byte output: exit ok */
+    H_PROGRESS_BEFORE_BEGIN,
+    H_PROGRESS_PAST_TOTAL,
+    H_PROGRESS_BACKWARDS,
+    H_PROGRESS_WRONG_TOTAL,
     /* info mode (ABI 7); boot info count picks the defect of H_INFO_BAD */
     H_INFO_OK,            /* one raw image described: exit ok */
     H_INFO_BEFORE_HELLO,

@@ -398,6 +398,20 @@ Test(hostile, copy_list_is_checked_whole_first)
     cr_expect_eq(st.st_size, 0, "the good first segment was done");
     close(r.out_fd);
 }
+Test(hostile, progress_is_checked)
+{
+    struct result r;
+    need_kvm();
+    run_guest(hostile_image, hostile_image_len, H_PROGRESS_OK, CT_FMT_RAW,
+              "x", 1, NULL, &r);
+    cr_expect_eq(r.exit_code, 0, "%s", r.msg);
+    close(r.out_fd);
+    expect_stop(H_PROGRESS_BEFORE_BEGIN, "progress 0 of 1024 is invalid");
+    expect_stop(H_PROGRESS_PAST_TOTAL, "progress 2048 of 1024 is invalid");
+    expect_stop(H_PROGRESS_BACKWARDS, "progress 256 of 1024 is invalid");
+    expect_stop(H_PROGRESS_WRONG_TOTAL, "is invalid here");
+}
+
 Test(hostile, copy_list_too_long)
 {
     expect_stop(H_COPY_TOO_MANY, "copy list of 1025 segments");
