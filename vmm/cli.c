@@ -155,7 +155,7 @@ static int parse_options(int argc, char **argv, struct dd_opts *o,
 
     opterr = 0;
     optind = 0; /* glibc: full reinitialisation, so repeated calls work */
-    while ((c = getopt_long(argc, argv, ":hf:O:U", long_opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":hf:O:Up", long_opts, NULL)) != -1) {
         switch (c) {
         case 'h':
             o->help = true;
@@ -168,6 +168,9 @@ static int parse_options(int argc, char **argv, struct dd_opts *o,
             break;
         case 'U':
             break; /* sharing locks mean nothing to a read-only sandbox */
+        case 'p': /* instar's own; qemu-img dd has no -p */
+            o->progress = true;
+            break;
         case OPT_BACKING_DIR:
             if (cli_backing_dir(o->backing_dirs, &o->n_backing_dirs, optarg,
                                 err, errlen) < 0)

@@ -18,6 +18,7 @@ struct dd_opts {
     uint64_t count, skip;
     bool has_count, has_skip;
     bool help;            /* -h / --help given: caller prints help, exit 0 */
+    bool progress;        /* -p (instar's own): progress on stderr */
     /* --backing-dir DIR (repeatable): where files an image refers to may
      * also come from, besides the input's own directory */
     const char *backing_dirs[DD_BACKING_DIRS_MAX];

@@ -25,7 +25,7 @@ static struct output out;
 
 void dd_usage(FILE *f)
 {
-    fputs("usage: instar dd [-f FMT] [-O OUTPUT_FMT] if=INPUT of=OUTPUT "
+    fputs("usage: instar dd [-f FMT] [-O OUTPUT_FMT] [-p] if=INPUT of=OUTPUT "
           "[bs=N] [count=N] [skip=N]\n"
           "\n"
           "Copies a window of a disk image, like qemu-img dd, with every byte "
@@ -42,6 +42,8 @@ void dd_usage(FILE *f)
           "  -O FMT       output format (default: raw)\n"
           "  -U           accepted for compatibility (instar never locks "
           "images)\n"
+          "  -p           show progress on stderr (instar's own; qemu-img dd "
+          "has none)\n"
           "  --backing-dir DIR\n"
           "               also allow backing files, extents and parents "
           "from DIR\n"
@@ -81,6 +83,8 @@ int dd_main(int argc, char **argv)
     s.in_fd = -1;
     s.out_name = o.out_path;
     s.notice = stderr;
+    /* stderr, so that stdout stays what qemu-img dd prints (nothing) */
+    s.progress = o.progress ? stderr : NULL;
     s.args = (struct window_args){o.bs, o.count, o.skip, o.has_count,
                                   o.has_skip};
     /* qemu-img dd checks -f, opens the input, then checks -O. */
@@ -94,5 +98,7 @@ int dd_main(int argc, char **argv)
     s.out_format = (uint32_t)out_fmt;
     ret = job_run_output(&s, &out);
     job_close_input(&s);
+    if (ret == 0 && o.progress) /* the child printed 100%; end the line */
+        fputs("\n", stderr);
     return ret;
 }

@@ -247,7 +247,21 @@ Test(cli, defaults)
     cr_expect_not(r.o.has_skip);
     cr_expect_null(r.o.in_fmt);
     cr_expect_null(r.o.out_fmt);
+    cr_expect_not(r.o.progress);
     cr_expect_eq(r.warnlen, 0);
+}
+
+/* -p is instar's own (qemu-img dd has none): it only turns progress on. */
+Test(cli, progress_option)
+{
+    struct run r;
+
+    RUN(&r, "-p", "if=in", "of=out", "bs=1M");
+    expect_ok(&r);
+    cr_expect(r.o.progress);
+    cr_expect_eq(r.o.bs, 1048576);
+    cr_expect_str_eq(r.o.in_path, "in");
+    cr_expect_str_eq(r.o.out_path, "out");
 }
 
 /* parity.md "Command line structure": missing if=/of= */
