@@ -127,6 +127,17 @@ def read_range(path, start, end):
     return data + bytes(n - len(data))
 
 
+def image_as_raw(qemu_img, path, fmt, dest):
+    """The image's data, as `qemu-img convert -O raw` gives it (dest is a
+    scratch file, removed)."""
+    subprocess.run([qemu_img, "convert", "-f", fmt, "-O", "raw", path, dest],
+                   check=True, capture_output=True)
+    with open(dest, "rb") as f:
+        data = f.read()
+    os.unlink(dest)
+    return data
+
+
 def listing(directory):
     return sorted(os.listdir(directory))
 

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import listing
+from conftest import image_as_raw as _raw_of, listing
 
 MiB = 1 << 20
 FORMATS = ["qcow2", "vmdk", "vpc", "vhdx"]
@@ -49,13 +49,6 @@ def _info(qemu_img, path, fmt):
     return json.loads(r.stdout)
 
 
-def _raw_of(qemu_img, path, fmt, dest):
-    subprocess.run([qemu_img, "convert", "-f", fmt, "-O", "raw", path, dest],
-                   check=True, capture_output=True)
-    with open(dest, "rb") as f:
-        data = f.read()
-    os.unlink(dest)
-    return data
 
 
 @pytest.fixture(scope="session")

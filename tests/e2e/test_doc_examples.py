@@ -23,6 +23,7 @@ import subprocess
 
 import pytest
 
+from conftest import image_as_raw
 from images import pattern
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -177,14 +178,6 @@ def _image(qemu_img, path):
     return json.loads(r.stdout)
 
 
-def _as_raw(qemu_img, path, fmt):
-    dest = path + ".as-raw"
-    subprocess.run([qemu_img, "convert", "-f", fmt, "-O", "raw", path, dest],
-                   check=True, capture_output=True)
-    with open(dest, "rb") as f:
-        data = f.read()
-    os.unlink(dest)
-    return data
 
 
 def _compare(qemu_img, mine, theirs):
@@ -202,8 +195,8 @@ def _compare(qemu_img, mine, theirs):
         check = lambda p: subprocess.run(
             [qemu_img, "check", "-f", fmt, p], capture_output=True).returncode
         assert check(a[name]) == check(q[name]), name
-        assert _as_raw(qemu_img, a[name], fmt) == \
-            _as_raw(qemu_img, q[name], fmt), name
+        assert image_as_raw(qemu_img, a[name], fmt, a[name] + ".raw") == \
+            image_as_raw(qemu_img, q[name], fmt, q[name] + ".raw"), name
 
 
 @pytest.mark.parametrize("doc,n,kind,body", EXAMPLES,

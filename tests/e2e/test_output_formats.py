@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from conftest import listing, run_dd
+from conftest import image_as_raw as _as_raw, listing, run_dd
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -68,13 +68,6 @@ def _check(qemu_img, path, fmt):
                           capture_output=True).returncode
 
 
-def _as_raw(qemu_img, path, fmt, dest):
-    subprocess.run([qemu_img, "convert", "-f", fmt, "-O", "raw", path, dest],
-                   check=True, capture_output=True)
-    with open(dest, "rb") as f:
-        data = f.read()
-    os.unlink(dest)
-    return data
 
 
 def compare_outputs(fmt, q_out, i_out, qemu_img, instar_bin, tmp_path):
