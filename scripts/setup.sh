@@ -8,7 +8,7 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 PKGS="build-essential meson ninja-build pkg-config linux-libc-dev zlib1g-dev
       libseccomp-dev libcriterion-dev python3 python3-pytest qemu-utils time
-      xfsprogs"
+      xfsprogs groff-base git"
 missing=$(dpkg-query -W -f='${Package} ${Status}\n' $PKGS 2>/dev/null |
           awk '$NF != "installed" {print $1}' || true)
 # dpkg-query prints nothing for packages it has never heard of.

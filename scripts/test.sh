@@ -62,7 +62,8 @@ PY
         failed=$((failed + 1))
 }
 
-run_e2e e2e tests/e2e
+# tests/docs: links in the Markdown files, man pages (no KVM needed)
+run_e2e e2e tests/e2e tests/docs
 # The parity suites again with the host's kernel copies refused: the
 # guest's own read-and-write path must give the same bytes.
 INSTAR_NO_KERNEL_COPY=1 run_e2e e2e-guest-path \

@@ -25,8 +25,8 @@ static struct output out;
 
 void dd_usage(FILE *f)
 {
-    fputs("usage: instar dd [-f FMT] [-O OUTPUT_FMT] [-p] if=INPUT of=OUTPUT "
-          "[bs=N] [count=N] [skip=N]\n"
+    fputs("usage: instar dd [-f FMT] [-O OUTPUT_FMT] [-p] if=INPUT of=OUTPUT\n"
+          "                 [bs=N] [count=N] [skip=N]\n"
           "\n"
           "Copies a window of a disk image, like qemu-img dd, with every byte "
           "of\nthe image handled inside a KVM sandbox.\n"
