@@ -24,10 +24,20 @@ HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$", re.M)
 
 
 def markdown_files():
-    """The repository's tracked Markdown files."""
-    out = subprocess.run(["git", "ls-files", "*.md"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
-    return sorted(out.split())
+    """The repository's Markdown files: git's list, or (no git) every one
+    outside build and hidden directories."""
+    r = subprocess.run(["git", "ls-files", "--cached", "--others",
+                        "--exclude-standard", "*.md"], cwd=ROOT,
+                       capture_output=True, text=True)
+    if r.returncode == 0:
+        return sorted(r.stdout.split())
+    found = []
+    for base, dirs, names in os.walk(ROOT):
+        dirs[:] = [d for d in dirs
+                   if not d.startswith((".", "build"))]
+        found += [os.path.relpath(os.path.join(base, n), ROOT)
+                  for n in names if n.endswith(".md")]
+    return sorted(found)
 
 
 def slug(heading):
