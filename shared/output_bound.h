@@ -93,10 +93,12 @@ struct output_vhdx_layout {
     uint64_t bat_len;     /* BAT region length (a multiple of 1 MiB) */
     uint64_t metadata_offset;
     uint64_t first_block; /* file offset of the first payload block */
+    uint64_t empty_size;  /* the file's size while no block is placed */
 };
 
 /* The layout of a dynamic vhdx of vsize bytes, as qemu-img 7.2 makes it,
- * with blocks of block_size bytes (0: the size qemu picks for vsize). */
+ * with blocks of block_size bytes (0: the size qemu picks for vsize; else
+ * a power of two, 1 .. 256 MiB). */
 static inline struct output_vhdx_layout
 output_vhdx_layout_bs(uint64_t vsize, uint64_t block_size)
 {
@@ -109,13 +111,33 @@ output_vhdx_layout_bs(uint64_t vsize, uint64_t block_size)
     l.chunk_ratio = ((1ull << 23) * 512) / l.block_size;
     l.blocks = output_div_up(vsize, l.block_size);
     /* qemu computes blocks + (blocks - 1) / ratio in unsigned 32-bit
-     * arithmetic: for an empty disk that is 2^32 - 1 + ... ; measured, it
-     * gives 8388607 entries (a 64 MiB BAT), which qemu then requires. */
+     * arithmetic: for an empty disk that is (2^32 - 1) / ratio entries,
+     * which qemu then requires (measured: 8388607, a 64 MiB BAT, with
+     * 8 MiB blocks; 1 GiB of BAT with 128 MiB blocks). */
     l.bat_entries = l.blocks ? l.blocks + (l.blocks - 1) / l.chunk_ratio
-                             : 8388607;
+                             : 0xffffffffull / l.chunk_ratio;
     l.bat_len = output_div_up(l.bat_entries * 8, OUTPUT_MiB) * OUTPUT_MiB;
     l.metadata_offset = OUTPUT_VHDX_BAT_OFFSET + l.bat_len;
     l.first_block = l.metadata_offset + OUTPUT_MiB + 4 * OUTPUT_MiB;
+    l.empty_size = l.first_block;
+    return l;
+}
+
+/* The layout for the output parameters p (NULL: the defaults). A fixed
+ * vhdx as qemu-img 7.2 converts to it (measured): create makes the file
+ * large enough for every block after the gap but leaves each in state
+ * ZERO with no offset, so convert appends every block it writes after
+ * that space, from the next MiB; the space stays a hole. */
+static inline struct output_vhdx_layout
+output_vhdx_layout_p(uint64_t vsize, const struct ct_output_params *p)
+{
+    struct output_vhdx_layout l =
+        output_vhdx_layout_bs(vsize, p ? p->block_size : 0);
+    if (p && p->subformat == CT_SUB_FIXED) {
+        l.empty_size = l.first_block + vsize;
+        l.first_block =
+            output_div_up(l.empty_size, OUTPUT_MiB) * OUTPUT_MiB;
+    }
     return l;
 }
 
@@ -236,8 +258,7 @@ static inline uint64_t output_bound_p(uint32_t format,
                512;
     }
     case CT_FMT_VHDX: {
-        struct output_vhdx_layout l =
-            output_vhdx_layout_bs(vsize, p ? p->block_size : 0);
+        struct output_vhdx_layout l = output_vhdx_layout_p(vsize, p);
         return l.first_block + l.blocks * l.block_size;
     }
     default:

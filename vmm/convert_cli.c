@@ -398,10 +398,14 @@ static int apply(uint32_t format, const struct optdef *d, const char *v,
     case K_BLOCK_SIZE:
         if (parse_size_opt(d->name, v, &n, err, errlen) < 0)
             return -1;
-        /* qemu takes 0 as "choose from the size" and keeps others within
-         * 1 .. 256 MiB (measured: 512k gives 1 MiB blocks). */
-        if (n && n < MiB)
-            n = MiB;
+        /* qemu rounds the value up to a whole MiB in 64-bit arithmetic,
+         * takes 0 as "choose from the size", lowers anything past 256 MiB
+         * to 256 MiB and refuses what is then not a power of two
+         * (measured: 1 and 768k give 1 MiB blocks, 1536k and 1048577 give
+         * 2 MiB, 300M and 2^63 give 256 MiB, 3M and 2621440 fail). The
+         * rounding wraps within 1 MiB of 2^64, as qemu's does: 2^64 - 1
+         * gets the size's pick. */
+        n = (n + (MiB - 1)) & ~(MiB - 1);
         if (n > 256 * MiB)
             n = 256 * MiB;
         if (n && !pow2(n))

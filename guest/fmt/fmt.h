@@ -175,6 +175,23 @@ int fmt_writer_finish(struct fmt_writer *w, uint64_t *file_size);
  * defaults when the caller gave none). */
 const struct ct_output_params *fmt_params(const struct fmt_writer *w);
 
+/* The output options a writer takes, for fmt_params_only(). */
+enum fmt_takes {
+    FMT_TAKES_CLUSTER_SIZE = 1u << 0, /* cluster_bits */
+    FMT_TAKES_COMPAT = 1u << 1,       /* version */
+    FMT_TAKES_SUBFORMAT = 1u << 2,
+    FMT_TAKES_ADAPTER = 1u << 3,
+    FMT_TAKES_BLOCK_SIZE = 1u << 4,
+    FMT_TAKES_COMPRESS = 1u << 5,     /* CT_OUT_COMPRESS */
+    FMT_TAKES_FORCE_SIZE = 1u << 6    /* CT_OUT_FORCE_SIZE */
+};
+
+/* For writers (w->name set): G_ENOTSUP, naming the option, when the shape
+ * sets one the writer does not take (`takes`: FMT_TAKES_* bits), so that
+ * no option is ever ignored. The values of the options it takes are the
+ * writer's to check. */
+int fmt_params_only(const struct fmt_writer *w, unsigned takes);
+
 /* For writers: writes len bytes of buf (I/O area) at file offset off of
  * the output; a failure names the format and the offset. */
 int fmt_out_write(const struct fmt_writer *w, uint64_t off, const void *buf,

@@ -302,7 +302,7 @@ static int read_geometry(struct open_ctx *c)
         return ret;
     v->block_size = get_le32(c->item);
     bits = get_le32(c->item + 4);
-    v->has_parent = bits & 2;
+    v->has_parent = bits & VHDX_FILE_PARAMS_HAS_PARENT;
     if (v->block_size < VHDX_MIB ||
         v->block_size > LIMIT_VHDX_BLOCK_SIZE_MAX ||
         (v->block_size & (v->block_size - 1)))

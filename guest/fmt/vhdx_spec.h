@@ -37,6 +37,10 @@
 #define VHDX_META_IS_VIRTUAL_DISK 2u
 #define VHDX_META_IS_REQUIRED 4u
 
+/* File Parameters flags (2.6.2.1), the u32 after the block size. */
+#define VHDX_FILE_PARAMS_LEAVE_ALLOCATED 1u
+#define VHDX_FILE_PARAMS_HAS_PARENT 2u
+
 /* Payload BAT entry states (spec 2.5.1.1); 5 is the 0.95 draft's value
  * for "unmapped", which qemu also reads as zeros. */
 enum vhdx_block_state {

@@ -17,6 +17,12 @@
  * state ZERO that qemu's create gives every block (convert). The rest
  * does not depend on the data and is written by finish(); a failed run
  * leaves no file, so nothing needs to be valid before that.
+ *
+ * convert -o block_size sets the block size (and with it the chunk ratio
+ * and the BAT's length). -o subformat=fixed writes what qemu-img 7.2
+ * converts to (measured; output_vhdx_layout_p()): the same metadata with
+ * LeaveBlocksAllocated set, every block the data reaches appended after a
+ * hole the size of the disk, the others left ZERO.
  */
 #include "crc32c.h"
 #include "fmt.h"
@@ -39,9 +45,13 @@
 #define LOG_LENGTH VHDX_MIB
 #define META_LENGTH VHDX_MIB
 #define SECTOR_SIZE 512u
+/* The smallest BAT qemu-img 7.2 cannot read back (measured: 1 GiB reads,
+ * 2 GiB does not). */
+#define MAX_BAT_LEN (2048 * VHDX_MIB)
 
 struct vhdx_w {
     struct output_vhdx_layout l;
+    bool fixed;
     /* BAT entries to write: l.bat_entries, or none for an empty disk
      * (qemu's 64 MiB of zero entries stay a hole). */
     uint64_t entries;
@@ -275,8 +285,10 @@ static int write_metadata(struct fmt_writer *w, struct vhdx_w *s)
         put_le32(e + 24, items[i].flags);
         off += items[i].len;
     }
-    /* block size, then LeaveBlocksAllocated 0 and HasParent 0 */
+    /* block size, then LeaveBlocksAllocated (set for a fixed disk, as
+     * qemu sets it) and HasParent 0 */
     put_le32(d, (uint32_t)s->l.block_size);
+    put_le32(d + 4, s->fixed ? VHDX_FILE_PARAMS_LEAVE_ALLOCATED : 0);
     put_le64(d + 8, w->vsize);
     random_guid(w, R_DISK_ID, d + 16);
     put_le32(d + 32, SECTOR_SIZE);
@@ -371,16 +383,47 @@ static int vhdx_w_finish(struct fmt_writer *w, uint64_t *file_size)
         (ret = write_identifier(w, s)) != G_OK)
         return ret;
     /* The file ends with the last block placed (its tail may be a hole)
-     * or at first_block: the empty disk's 71 MiB, as qemu's. */
-    *file_size = s->next_block;
+     * or, with none, where qemu's create ended it: first_block for a
+     * dynamic disk (the empty disk's 71 MiB), the end of the space of a
+     * fixed disk's blocks. */
+    *file_size = s->next_block == s->l.first_block ? s->l.empty_size
+                                                   : s->next_block;
+    return G_OK;
+}
+
+/* The shapes this writer takes: subformat dynamic or fixed, block_size 0
+ * or a power of two from 1 to 256 MiB; anything else is refused by name
+ * rather than ignored. */
+static int check_params(const struct fmt_writer *w)
+{
+    const struct ct_output_params *p = fmt_params(w);
+    uint32_t bs = p->block_size;
+    int ret = fmt_params_only(w, FMT_TAKES_SUBFORMAT | FMT_TAKES_BLOCK_SIZE);
+
+    if (ret != G_OK)
+        return ret;
+    if (p->subformat != CT_SUB_DYNAMIC && p->subformat != CT_SUB_FIXED)
+        return g_fail(w->env->err, G_ENOTSUP,
+                      "vhdx: subformat %u is not supported (dynamic or "
+                      "fixed)",
+                      (unsigned)p->subformat);
+    if (bs && (bs & (bs - 1) || bs < VHDX_MIB ||
+               bs > LIMIT_VHDX_BLOCK_SIZE_MAX))
+        return g_fail(w->env->err, G_ENOTSUP,
+                      "vhdx: block_size %u is not a power of two from 1 "
+                      "to 256 MiB",
+                      (unsigned)bs);
     return G_OK;
 }
 
 int fmt_vhdx_writer_open(struct fmt_writer *w)
 {
     struct vhdx_w *s;
+    int ret;
 
     w->name = "vhdx";
+    if ((ret = check_params(w)) != G_OK)
+        return ret;
     if (w->vsize > OUTPUT_VHDX_MAX_VSIZE)
         return g_fail(w->env->err, G_ERANGE,
                       "vhdx: virtual size %llu is larger than 64 TiB",
@@ -394,7 +437,18 @@ int fmt_vhdx_writer_open(struct fmt_writer *w)
     s->buf = fmt_io_alloc(w->env, BUF_SIZE, "vhdx", "BAT page");
     if (!s->buf)
         return G_ENOMEM;
-    s->l = output_vhdx_layout(w->vsize);
+    s->l = output_vhdx_layout_p(w->vsize, fmt_params(w));
+    s->fixed = fmt_params(w)->subformat == CT_SUB_FIXED;
+    /* Only an empty disk with 256 MiB blocks gets here (qemu's BAT for it
+     * is 2 GiB, output_vhdx_layout_bs()): qemu-img 7.2 fails to write it,
+     * and cannot open such a file either (measured: I/O error). */
+    if (s->l.bat_len >= MAX_BAT_LEN)
+        return g_fail(w->env->err, G_ENOTSUP,
+                      "vhdx: refusing to write an empty image with %llu "
+                      "MiB blocks: its %llu MiB BAT is more than qemu-img "
+                      "7.2 can write or read",
+                      (unsigned long long)(s->l.block_size >> 20),
+                      (unsigned long long)(s->l.bat_len >> 20));
     s->entries = s->l.blocks ? s->l.bat_entries : 0;
     s->next_block = s->l.first_block;
     s->page_first = 0;

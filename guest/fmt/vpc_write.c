@@ -1,6 +1,6 @@
 /*
- * vpc output: a dynamic VHD laid out as qemu-img 7.2 writes it
- * (../shared/design/writers.md section 4):
+ * vpc output: a VHD laid out as qemu-img 7.2 writes it
+ * (../shared/design/writers.md section 4). Dynamic (the default):
  *
  *   [ footer copy 512 ][ dynamic header 1024 ][ BAT, 0xFF-padded to 512 ]
  *   [ bitmap 512 | block 2 MiB ] ... in the order first written [ footer ]
@@ -13,6 +13,15 @@
  * convert leaves all-zero blocks. Nothing is written past the BAT before
  * a block claims the space, so whatever part of a block gets no write is
  * a hole that reads as zeros, as in qemu's files.
+ *
+ * Fixed (convert -o subformat=fixed): the virtual disk as is, then the
+ * footer, and no copy at the front. Zeros are left holes, as qemu-img
+ * convert leaves them (measured: only the data it writes is allocated).
+ *
+ * force_size=on keeps the exact size instead of the CHS geometry's and
+ * stamps what qemu-img 7.2 stamps then (measured, dynamic and fixed alike):
+ * creator "qem2", which tells readers to take the size from the footer,
+ * and the largest geometry, 65535/16/255, whatever the size.
  */
 #include "vpc.h"
 #include "output_bound.h"
@@ -36,6 +45,10 @@
 #define FORMAT_VERSION 0x00010000u
 #define CREATOR_VERSION 0x00050003u
 #define NO_DATA_OFFSET UINT64_MAX
+/* force_size=on: what qemu-img 7.2 writes whatever the size (measured on
+ * 3072, 34816, 1050112, 1079296, 2 MiB and 5 MiB + 1536 bytes). */
+#define FORCED_CREATOR "qem2"
+#define FORCED_GEOMETRY {65535, 16, 255}
 
 struct vpc_out {
     uint8_t *head;        /* I/O: footer, then the dynamic header */
@@ -45,6 +58,11 @@ struct vpc_out {
     uint64_t bat_sector;  /* the sectors before it are in the file */
     bool bat_dirty;       /* bat holds an allocated entry */
     uint64_t next;        /* where the next bitmap, or the footer, goes */
+};
+
+/* A fixed disk needs only its footer. */
+struct vpc_fixed_out {
+    uint8_t *footer; /* I/O */
 };
 
 static uint64_t div_up(uint64_t a, uint64_t b)
@@ -183,12 +201,43 @@ static int vpc_place(struct fmt_writer *w, uint64_t off, uint64_t len,
 
 /* Zeros need nothing: an unallocated block reads as zeros, and the part
  * of an allocated block that gets no write is a hole. The BAT sectors
- * this skips are filled when the writer moves past them. */
+ * this skips are filled when the writer moves past them. (A fixed disk's
+ * zeros are a hole of the file.) */
 static int vpc_zero(struct fmt_writer *w, uint64_t off, uint64_t len)
 {
     (void)w;
     (void)off;
     (void)len;
+    return G_OK;
+}
+
+/* ---- fixed: byte off of the disk is byte off of the file ---------------- */
+
+static int vpc_fixed_write(struct fmt_writer *w, uint64_t off,
+                           const void *buf, uint64_t len)
+{
+    return fmt_out_write(w, off, buf, len);
+}
+
+static int vpc_fixed_place(struct fmt_writer *w, uint64_t off, uint64_t len,
+                           uint64_t *file_off, uint64_t *n)
+{
+    (void)w;
+    *file_off = off;
+    *n = len;
+    return G_OK;
+}
+
+/* The footer ends the file; what the disk did not write, zeros and the CHS
+ * padding past the window, stays a hole. */
+static int vpc_fixed_finish(struct fmt_writer *w, uint64_t *file_size)
+{
+    struct vpc_fixed_out *s = w->priv;
+    int ret = fmt_out_write(w, w->vsize, s->footer, VPC_FOOTER_LEN);
+
+    if (ret != G_OK)
+        return ret;
+    *file_size = w->vsize + VPC_FOOTER_LEN;
     return G_OK;
 }
 
@@ -206,19 +255,21 @@ static int vpc_finish(struct fmt_writer *w, uint64_t *file_size)
     return G_OK;
 }
 
-/* writers.md 4.1: the footer qemu-img 7.2 writes for a dynamic disk. */
+/* writers.md 4.1: the footer qemu-img 7.2 writes; a fixed disk has no
+ * dynamic header to point to, and its type says so. */
 static void put_footer(const struct fmt_writer *w, const struct vhd_chs *g,
-                       uint8_t *f)
+                       bool fixed, uint8_t *f)
 {
     uint8_t *uuid = f + FT_UUID;
+    bool forced = fmt_params(w)->flags & CT_OUT_FORCE_SIZE;
 
     memcpy(f + FT_COOKIE, "conectix", 8);
     put_be32(f + FT_FEATURES, FEATURES_RESERVED);
     put_be32(f + FT_VERSION, FORMAT_VERSION);
-    put_be64(f + FT_DATA_OFFSET, VPC_FOOTER_LEN);
+    put_be64(f + FT_DATA_OFFSET, fixed ? NO_DATA_OFFSET : VPC_FOOTER_LEN);
     /* Wraps before 2000 and after 2136, as qemu's does. */
     put_be32(f + FT_TIMESTAMP, (uint32_t)(w->opts->unix_time - VHD_EPOCH));
-    memcpy(f + FT_CREATOR_APP, "qemu", 4);
+    memcpy(f + FT_CREATOR_APP, forced ? FORCED_CREATOR : "qemu", 4);
     put_be32(f + FT_CREATOR_VERSION, CREATOR_VERSION);
     memcpy(f + FT_CREATOR_OS, "Wi2k", 4);
     put_be64(f + FT_ORIGINAL_SIZE, w->vsize);
@@ -226,7 +277,7 @@ static void put_footer(const struct fmt_writer *w, const struct vhd_chs *g,
     put_be16(f + FT_CYLINDERS, (uint16_t)g->cylinders);
     f[FT_HEADS] = (uint8_t)g->heads;
     f[FT_SPT] = (uint8_t)g->sectors;
-    put_be32(f + FT_TYPE, VPC_TYPE_DYNAMIC);
+    put_be32(f + FT_TYPE, fixed ? VPC_TYPE_FIXED : VPC_TYPE_DYNAMIC);
     /* A version 4 (random) UUID, RFC 4122 variant. */
     memcpy(uuid, w->opts->entropy, 16);
     uuid[6] = (uint8_t)((uuid[6] & 0x0f) | 0x40);
@@ -246,21 +297,80 @@ static void put_dynhdr(uint64_t entries, uint8_t *h)
     put_be32(h + DH_CHECKSUM, vpc_checksum(h, VPC_DYNHDR_LEN, DH_CHECKSUM));
 }
 
-int fmt_vpc_writer_open(struct fmt_writer *w)
+/* The shapes this writer takes: subformat dynamic or fixed, force_size;
+ * anything else is refused by name rather than ignored. */
+static int check_params(const struct fmt_writer *w)
+{
+    const struct ct_output_params *p = fmt_params(w);
+    int ret = fmt_params_only(w, FMT_TAKES_SUBFORMAT | FMT_TAKES_FORCE_SIZE);
+
+    if (ret == G_OK && p->subformat != CT_SUB_DYNAMIC &&
+        p->subformat != CT_SUB_FIXED)
+        return g_fail(w->env->err, G_ENOTSUP,
+                      "vpc: subformat %u is not supported (dynamic or "
+                      "fixed)",
+                      (unsigned)p->subformat);
+    return ret;
+}
+
+/*
+ * The geometry the footer states for the engine's size, which
+ * output_vsize_p() made: with force_size any multiple of 512 up to the
+ * largest size, under the one geometry qemu then stamps; otherwise its own
+ * CHS size (the search is idempotent), which gives the geometry.
+ */
+static int footer_geometry(const struct fmt_writer *w, struct vhd_chs *g)
+{
+    static const struct vhd_chs forced = FORCED_GEOMETRY;
+    uint64_t chs_size = 0;
+
+    if (fmt_params(w)->flags & CT_OUT_FORCE_SIZE) {
+        *g = forced;
+        if (w->vsize % VPC_SECTOR == 0 && w->vsize <= VHD_CHS_MAX_BYTES)
+            return G_OK;
+    } else if (vhd_chs_size(w->vsize, &chs_size, g) &&
+               chs_size == w->vsize) {
+        return G_OK;
+    }
+    return g_fail(w->env->err, G_EINVAL,
+                  "vpc: virtual size %llu is not a VHD size qemu-img makes "
+                  "(engine bug)",
+                  (unsigned long long)w->vsize);
+}
+
+static int vpc_fixed_open(struct fmt_writer *w, const struct vhd_chs *g)
+{
+    struct vpc_fixed_out *s;
+
+    /* qemu-img 7.2 writes the lone footer of an empty fixed disk, then
+     * cannot open it (a footer at offset 0 is a dynamic disk's copy to
+     * it), and fails; instar's reader refuses it for the same reason. */
+    if (w->vsize == 0)
+        return g_fail(w->env->err, G_ENOTSUP,
+                      "vpc: refusing to write an empty fixed image: its "
+                      "footer would be at offset 0, where qemu-img 7.2 "
+                      "looks for a dynamic disk's");
+    s = fmt_alloc(w->env, sizeof *s, "vpc", "writer state");
+    if (!s)
+        return G_ENOMEM;
+    s->footer = fmt_io_alloc(w->env, VPC_FOOTER_LEN, "vpc", "footer");
+    if (!s->footer)
+        return G_ENOMEM;
+    put_footer(w, g, true, s->footer);
+    w->priv = s;
+    w->write = vpc_fixed_write;
+    w->zero = vpc_zero;
+    w->finish = vpc_fixed_finish;
+    w->place = vpc_fixed_place;
+    return G_OK;
+}
+
+static int vpc_dynamic_open(struct fmt_writer *w, const struct vhd_chs *g)
 {
     const struct fmt_env *env = w->env;
-    struct vhd_chs g;
-    uint64_t chs_size = 0, entries, last_bitmap;
+    uint64_t entries, last_bitmap;
     struct vpc_out *s;
 
-    w->name = "vpc";
-    /* The engine hands a size output_vsize() made; it is its own CHS
-     * size (the search is idempotent), which gives the geometry. */
-    if (!vhd_chs_size(w->vsize, &chs_size, &g) || chs_size != w->vsize)
-        return g_fail(env->err, G_EINVAL,
-                      "vpc: virtual size %llu is not a VHD size qemu-img "
-                      "makes (engine bug)",
-                      (unsigned long long)w->vsize);
     entries = div_up(w->vsize, BLOCK);
     s = fmt_alloc(env, sizeof *s, "vpc", "writer state");
     if (!s)
@@ -283,7 +393,7 @@ int fmt_vpc_writer_open(struct fmt_writer *w)
         return G_ENOMEM;
     memset(s->bat, 0xff, VPC_SECTOR);
     memset(s->fill, 0xff, FILL_LEN);
-    put_footer(w, &g, s->head);
+    put_footer(w, g, false, s->head);
     put_dynhdr(entries, s->head + VPC_FOOTER_LEN);
     w->priv = s;
     w->write = vpc_write;
@@ -291,4 +401,17 @@ int fmt_vpc_writer_open(struct fmt_writer *w)
     w->finish = vpc_finish;
     w->place = vpc_place;
     return G_OK;
+}
+
+int fmt_vpc_writer_open(struct fmt_writer *w)
+{
+    struct vhd_chs g;
+    int ret;
+
+    w->name = "vpc";
+    if ((ret = check_params(w)) != G_OK ||
+        (ret = footer_geometry(w, &g)) != G_OK)
+        return ret;
+    return fmt_params(w)->subformat == CT_SUB_FIXED ? vpc_fixed_open(w, &g)
+                                                     : vpc_dynamic_open(w, &g);
 }

@@ -70,6 +70,35 @@ const struct ct_output_params *fmt_params(const struct fmt_writer *w)
     return w->opts && w->opts->params ? w->opts->params : &defaults;
 }
 
+int fmt_params_only(const struct fmt_writer *w, unsigned takes)
+{
+    const struct ct_output_params *p = fmt_params(w);
+    const struct {
+        bool set;
+        unsigned bit;
+        const char *name;
+    } opts[] = {
+        {p->cluster_bits != 0, FMT_TAKES_CLUSTER_SIZE, "cluster_size"},
+        {p->version != 0, FMT_TAKES_COMPAT, "compat"},
+        {p->subformat != 0, FMT_TAKES_SUBFORMAT, "subformat"},
+        {p->adapter != 0, FMT_TAKES_ADAPTER, "adapter_type"},
+        {p->block_size != 0, FMT_TAKES_BLOCK_SIZE, "block_size"},
+        {p->flags & CT_OUT_COMPRESS, FMT_TAKES_COMPRESS, "compression (-c)"},
+        {p->flags & CT_OUT_FORCE_SIZE, FMT_TAKES_FORCE_SIZE, "force_size"},
+    };
+
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (opts[i].set && !(takes & opts[i].bit))
+            return g_fail(w->env->err, G_ENOTSUP,
+                          "%s: output option %s is not supported", w->name,
+                          opts[i].name);
+    if (p->flags & ~(CT_OUT_COMPRESS | CT_OUT_FORCE_SIZE))
+        return g_fail(w->env->err, G_ENOTSUP,
+                      "%s: output flags 0x%x are not supported", w->name,
+                      (unsigned)p->flags);
+    return G_OK;
+}
+
 int fmt_out_write(const struct fmt_writer *w, uint64_t off, const void *buf,
                   uint64_t len)
 {

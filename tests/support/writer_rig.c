@@ -34,6 +34,8 @@ static void run_with(struct rig *r, const uint8_t *in, size_t len,
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, in, len, out_format, &a);
     r->m.no_kernel = no_kernel;
+    if (cfg.write.params) /* the host bounds the output by its shape */
+        r->m.out_params = *cfg.write.params;
     struct ct_ops ops = ct_mem_ops(&r->m);
     r->ret = dd_run(&cfg, &ops, &mem, &r->err);
     free(mem.heap);

@@ -1,6 +1,7 @@
 /* `instar convert`'s command line and -o, as qemu-img convert 7.2 takes
  * them (measured). */
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "convert_cli.h"
@@ -169,4 +170,54 @@ Test(convert_cli, vpc_vhdx_vmdk_options)
                         err, sizeof err),
                  -1);
     cr_expect(strstr(err, "not supported by instar"), "%s", err);
+}
+
+/* vhdx block_size as qemu-img 7.2 takes it (measured with qemu-img create
+ * and convert, read back from the file parameters): rounded up to a MiB
+ * (wrapping near 2^64), capped at 256 MiB, then a power of two or an
+ * error. */
+Test(convert_cli, vhdx_block_size_is_rounded_and_capped_like_qemu)
+{
+    static const struct {
+        const char *v;
+        int ret;
+        uint32_t bs;
+    } rows[] = {
+        {"0", 0, 0},
+        {"1", 0, 1u << 20},
+        {"511k", 0, 1u << 20},
+        {"768k", 0, 1u << 20},
+        {"1M", 0, 1u << 20},
+        {"1048577", 0, 2u << 20},
+        {"1536k", 0, 2u << 20},
+        {"1.5M", 0, 2u << 20},
+        {"3145729", 0, 4u << 20},
+        {"7340033", 0, 8u << 20},
+        {"256M", 0, 256u << 20},
+        {"257M", 0, 256u << 20},
+        {"300M", 0, 256u << 20},
+        {"16G", 0, 256u << 20},
+        {"9223372036854775808", 0, 256u << 20},
+        {"18446744073708503040", 0, 256u << 20}, /* 2^64 - 1 MiB */
+        {"18446744073708503041", 0, 0},          /* wraps to 0 */
+        {"18446744073709551615", 0, 0},
+        {"2621440", -1, 0},
+        {"3M", -1, 0},
+        {"5M", -1, 0},
+        {"100M", -1, 0},
+        {"192M", -1, 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct ct_output_params p;
+        char o[64], err[512];
+        snprintf(o, sizeof o, "block_size=%s", rows[i].v);
+        cr_expect_eq(params(CT_FMT_VHDX, o, false, &p, err, sizeof err),
+                     rows[i].ret, "%s: %s", o, err);
+        if (rows[i].ret == 0)
+            cr_expect_eq(p.block_size, rows[i].bs, "%s: %u", o,
+                         (unsigned)p.block_size);
+        else
+            cr_expect(strstr(err, "Block size must be a power of two"),
+                      "%s: %s", o, err);
+    }
 }

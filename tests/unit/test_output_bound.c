@@ -193,6 +193,67 @@ Test(output_bound, vhdx_block_size_and_bat)
     cr_expect_not(output_vsize(CT_FMT_VHDX, 64 * TiB + 512, &v));
 }
 
+/* convert -o block_size: the BAT qemu-img 7.2 writes (measured with
+ * qemu-img create and convert, read from the region table): entries for
+ * a 5 GiB disk, and for an empty one the (2^32 - 1) / ratio entries its
+ * 32-bit arithmetic asks for. */
+Test(output_bound, vhdx_layout_with_a_block_size)
+{
+    static const struct {
+        uint64_t v, bs, entries, bat;
+    } rows[] = {
+        {0, MiB, 1048575, 8 * MiB},
+        {0, 2 * MiB, 2097151, 16 * MiB},
+        {0, 8 * MiB, 8388607, 64 * MiB},
+        {0, 32 * MiB, 33554431, 256 * MiB},
+        {0, 64 * MiB, 67108863, 512 * MiB},
+        {0, 128 * MiB, 134217727, GiB},
+        {0, 256 * MiB, 268435455, 2 * GiB},
+        {5 * GiB, MiB, 5121, MiB},
+        {5 * GiB, 2 * MiB, 2561, MiB},
+        {5 * GiB, 32 * MiB, 161, MiB},
+        {5 * GiB, 256 * MiB, 21, MiB},
+        {100 * MiB, MiB, 100, MiB},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct output_vhdx_layout l =
+            output_vhdx_layout_bs(rows[i].v, rows[i].bs);
+        cr_expect_eq(l.block_size, rows[i].bs);
+        cr_expect_eq(l.bat_entries, rows[i].entries, "V=%llu bs=%llu: %llu",
+                     (unsigned long long)rows[i].v,
+                     (unsigned long long)rows[i].bs,
+                     (unsigned long long)l.bat_entries);
+        cr_expect_eq(l.bat_len, rows[i].bat);
+        cr_expect_eq(l.first_block, 2 * MiB + rows[i].bat + 5 * MiB);
+        cr_expect_eq(l.empty_size, l.first_block);
+    }
+}
+
+/* A fixed vhdx as qemu-img 7.2 converts to it: blocks appended after the
+ * disk's size, rounded up to a MiB; the bound covers every block there,
+ * and the files qemu wrote for 20 MiB + 1536 (sparse: 47185920, -S 0:
+ * 55574528, 1 MiB blocks: 33554432). */
+Test(output_bound, vhdx_fixed_layout_and_bound)
+{
+    const uint64_t v = 20 * MiB + 1536;
+    struct ct_output_params fixed = {.subformat = CT_SUB_FIXED};
+    struct output_vhdx_layout l = output_vhdx_layout_p(v, &fixed);
+    cr_expect_eq(l.first_block, 29 * MiB);
+    cr_expect_eq(l.empty_size, 8 * MiB + v);
+    cr_expect_eq(output_bound_p(CT_FMT_VHDX, &fixed, v), 29 * MiB + 24 * MiB);
+    cr_expect_geq(output_bound_p(CT_FMT_VHDX, &fixed, v), 55574528u);
+    fixed.block_size = MiB;
+    cr_expect_eq(output_bound_p(CT_FMT_VHDX, &fixed, v), 29 * MiB + 21 * MiB);
+    cr_expect_geq(output_bound_p(CT_FMT_VHDX, &fixed, v), 33554432u);
+    /* dynamic: the defaults' layout with the block size asked for */
+    struct ct_output_params dyn = {.block_size = 2 * MiB};
+    cr_expect_eq(output_bound_p(CT_FMT_VHDX, &dyn, v), 8 * MiB + 22 * MiB);
+    cr_expect_eq(output_vhdx_layout_p(v, NULL).first_block, 8 * MiB);
+    /* the largest fixed disk's bound does not overflow */
+    fixed.block_size = 0;
+    cr_expect_gt(output_bound_p(CT_FMT_VHDX, &fixed, 64 * TiB), 128 * TiB);
+}
+
 /* writers.md 3.1. */
 Test(output_bound, vmdk_layout)
 {

@@ -12,6 +12,7 @@
 #include "ct_mem.h"
 #include "fmt/crc32c.h"
 #include "fmt/fmt.h"
+#include "writer_rig.h"
 
 #define KiB 1024ull
 #define MiB (1024 * KiB)
@@ -29,13 +30,16 @@ struct wr {
     struct fmt_env env;
     uint8_t entropy[FMT_ENTROPY_LEN];
     struct fmt_write_opts opts;
+    struct ct_output_params params; /* the shape (convert -o) */
     struct fmt_writer *w;
     uint64_t vsize;
     uint8_t *chunk; /* a pattern buffer of CHUNK bytes */
 };
 
-/* A writer for vsize over a fresh ct_mem (begin_output already done). */
-static void wr_open(struct wr *r, uint64_t vsize)
+/* wr_open with the output shape p (NULL: the defaults); returns the
+ * writer's open result. */
+static int wr_try_open(struct wr *r, uint64_t vsize,
+                       const struct ct_output_params *p)
 {
     static const struct window_args all = {512, 0, 0, false, false};
     memset(r, 0, sizeof *r);
@@ -47,16 +51,24 @@ static void wr_open(struct wr *r, uint64_t vsize)
                                       .entropy = r->entropy,
                                       .out_name = "o.vhdx",
                                       .out_name_len = 6};
+    if (p)
+        r->params = *p;
+    r->opts.params = &r->params;
     ct_mem_init(&r->m, NULL, 0, CT_FMT_VHDX, &all);
+    r->m.out_params = r->params; /* the host bounds the shape's file */
     r->ops = ct_mem_ops(&r->m);
     r->env = (struct fmt_env){
         .ops = &r->ops, .err = &r->err, .heap = &r->heap, .io = &r->io};
     r->vsize = vsize;
     r->chunk = malloc(CHUNK);
     cr_assert_eq(r->ops.begin_output(r->ops.ctx, CT_FMT_VHDX, vsize), CT_OK);
-    cr_assert_eq(fmt_writer_open(&r->env, CT_FMT_VHDX, vsize, &r->opts,
-                                 &r->w),
-                 G_OK, "%s", r->err.msg);
+    return fmt_writer_open(&r->env, CT_FMT_VHDX, vsize, &r->opts, &r->w);
+}
+
+/* A writer for vsize over a fresh ct_mem (begin_output already done). */
+static void wr_open(struct wr *r, uint64_t vsize)
+{
+    cr_assert_eq(wr_try_open(r, vsize, NULL), G_OK, "%s", r->err.msg);
 }
 
 static void wr_free(struct wr *r)
@@ -269,7 +281,9 @@ static void check_metadata(const struct wr *r, const struct layout *l)
     }
     cr_expect(all_zero(t + 192, 64 * KiB - 192));
     cr_expect_eq(get_le32(d), l->block, "BlockSize");
-    cr_expect_eq(get_le32(d + 4), 0, "LeaveBlocksAllocated, HasParent");
+    /* a fixed disk (convert -o subformat=fixed) leaves blocks allocated */
+    cr_expect_eq(get_le32(d + 4), r->params.subformat == CT_SUB_FIXED,
+                 "LeaveBlocksAllocated, HasParent");
     cr_expect_eq(get_le64(d + 8), l->vsize, "VirtualDiskSize");
     cr_expect(!all_zero(d + 16, 16), "Virtual Disk ID");
     cr_expect_arr_neq(d + 16, out(r, 64 * KiB + 16, 16), 16);
@@ -712,4 +726,237 @@ Test(vhdx_write, guids_come_from_the_entropy)
     wr_free(&a);
     wr_free(&b);
     wr_free(&c);
+}
+
+/* ---- convert -o subformat, block_size ------------------------------------ */
+
+/* The input qemu-img convert was measured on: 20 MiB + 1536 bytes, one
+ * data sector at 0, at 16 MiB + 512 and at 20 MiB + 1024, the rest zeros
+ * (which the engine hands to zero()). */
+#define B_VSIZE (20 * MiB + 1536)
+static const uint64_t b_data[3] = {0, 16 * MiB + 512, 20 * MiB + 1024};
+
+static void b_write(struct wr *r)
+{
+    for (int i = 0; i < 3; i++) {
+        wr_zero(r, b_data[i] - r->w->pos);
+        wr_data(r, 512);
+    }
+}
+
+static void b_expect_read(const struct wr *r)
+{
+    for (int i = 0; i < 3; i++)
+        expect_read(r, b_data[i], 512, true);
+    expect_read(r, 512, b_data[1] - 512, false);
+    expect_read(r, b_data[1] + 512, b_data[2] - b_data[1] - 512, false);
+}
+
+/*
+ * Measured (qemu-img convert -O vhdx -o subformat=fixed[,block_size=N] of
+ * that input): the file parameters say LeaveBlocksAllocated, the blocks
+ * the data reaches are appended after 8 MiB + the disk's size rounded up
+ * to a MiB (29 MiB here), in the order written; the others stay ZERO.
+ * Dynamic with the same block sizes: appended from 8 MiB.
+ */
+Test(vhdx_write, block_sizes_and_fixed_match_qemu)
+{
+    static const struct {
+        uint32_t bs;
+        bool fixed;
+        uint64_t file, entries;
+        uint64_t blocks[3]; /* block of each data sector */
+    } rows[] = {
+        {0, true, 47185920, 3, {0, 2, 2}},
+        {1 << 20, false, 11534336, 21, {0, 16, 20}},
+        {1 << 20, true, 33554432, 21, {0, 16, 20}},
+        {2 << 20, false, 14680064, 11, {0, 8, 10}},
+        {2 << 20, true, 36700160, 11, {0, 8, 10}},
+        {4 << 20, false, 20971520, 6, {0, 4, 5}},
+        {4 << 20, true, 42991616, 6, {0, 4, 5}},
+        {16 << 20, false, 41943040, 2, {0, 1, 1}},
+        {16 << 20, true, 63963136, 2, {0, 1, 1}},
+        {32 << 20, true, 63963136, 1, {0, 0, 0}},
+        {256u << 20, false, 276824064, 1, {0, 0, 0}},
+        {256u << 20, true, 298844160, 1, {0, 0, 0}},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct ct_output_params p = {
+            .subformat = rows[i].fixed ? CT_SUB_FIXED : CT_SUB_DYNAMIC,
+            .block_size = rows[i].bs};
+        struct layout l = {B_VSIZE, rows[i].bs ? rows[i].bs : 8 * MiB,
+                           rows[i].entries, MiB};
+        uint64_t where[21] = {0}, at = rows[i].fixed ? 29 * MiB : 8 * MiB;
+        struct wr r;
+        cr_assert_eq(wr_try_open(&r, B_VSIZE, &p), G_OK, "%s", r.err.msg);
+        b_write(&r);
+        for (int k = 0; k < 3; k++)
+            if (!where[rows[i].blocks[k]]) {
+                where[rows[i].blocks[k]] = at;
+                at += l.block;
+            }
+        cr_expect_eq(wr_finish(&r), rows[i].file, "row %zu: file %zu", i,
+                     r.m.out_len);
+        check_all(&r, &l, where);
+        b_expect_read(&r);
+        wr_free(&r);
+    }
+}
+
+/* -S 0: every block written, each appended after the disk's space. */
+Test(vhdx_write, fixed_dense_matches_qemu)
+{
+    static const struct ct_output_params p = {.subformat = CT_SUB_FIXED};
+    struct layout l = {B_VSIZE, 8 * MiB, 3, MiB};
+    uint64_t where[3] = {29 * MiB, 37 * MiB, 45 * MiB};
+    struct wr r;
+    cr_assert_eq(wr_try_open(&r, B_VSIZE, &p), G_OK, "%s", r.err.msg);
+    wr_data(&r, B_VSIZE);
+    cr_expect_eq(wr_finish(&r), 55574528u);
+    check_all(&r, &l, where);
+    expect_read(&r, 0, B_VSIZE, true);
+    wr_free(&r);
+}
+
+/* With no data qemu's fixed file ends where create ended it: 8 MiB and
+ * the disk's size, not rounded (measured: 3072 bytes give 8391680). */
+Test(vhdx_write, fixed_without_data_ends_after_the_disk_space)
+{
+    static const struct {
+        uint64_t vsize;
+        uint32_t bs;
+        uint64_t file;
+    } rows[] = {{3072, 0, 8391680},
+                {3072, 1 << 20, 8391680},
+                {4 * MiB, 0, 12582912}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct ct_output_params p = {.subformat = CT_SUB_FIXED,
+                                     .block_size = rows[i].bs};
+        uint64_t bs = rows[i].bs ? rows[i].bs : 8 * MiB;
+        struct layout l = {rows[i].vsize, bs, (rows[i].vsize + bs - 1) / bs,
+                           MiB};
+        uint64_t where[4] = {0};
+        struct wr r;
+        cr_assert_eq(wr_try_open(&r, rows[i].vsize, &p), G_OK, "%s",
+                     r.err.msg);
+        wr_zero(&r, rows[i].vsize);
+        cr_expect_eq(wr_finish(&r), rows[i].file);
+        check_all(&r, &l, where);
+        expect_read(&r, 0, rows[i].vsize, false);
+        wr_free(&r);
+    }
+}
+
+/* A small block size puts sector bitmap entries among the first blocks'
+ * (chunk ratio 2^23 * 512 / bs): a 5 GiB disk needs 5121 entries with
+ * 1 MiB blocks and 161 with 32 MiB blocks (measured), the entry after
+ * block ratio - 1 being a sector bitmap entry. (A fixed disk's blocks
+ * come after 5 GiB of file: too large for ct_mem; its BAT is the same.) */
+Test(vhdx_write, block_size_moves_the_sector_bitmap_entries)
+{
+    static const struct layout ls[] = {
+        {5 * GiB, MiB, 5121, MiB},
+        {5 * GiB, 32 * MiB, 161, MiB},
+    };
+    for (size_t i = 0; i < sizeof ls / sizeof ls[0]; i++) {
+        const struct layout *l = &ls[i];
+        struct ct_output_params p = {.block_size = (uint32_t)l->block};
+        uint64_t nb = l->vsize / l->block, at = first_block(l);
+        uint64_t *where = calloc(nb, 8);
+        struct wr r;
+        cr_assert_eq(wr_try_open(&r, l->vsize, &p), G_OK, "%s", r.err.msg);
+        /* the first sector, and the blocks on both sides of the first
+         * sector bitmap entry */
+        wr_data(&r, 512);
+        wr_zero(&r, (ratio(l) - 1) * l->block - 512);
+        wr_data(&r, 2 * l->block);
+        wr_zero(&r, l->vsize - r.w->pos);
+        where[0] = at;
+        where[ratio(l) - 1] = at + l->block;
+        where[ratio(l)] = at + 2 * l->block;
+        cr_expect_eq(wr_finish(&r), at + 3 * l->block);
+        check_all(&r, l, where);
+        expect_read(&r, (ratio(l) - 1) * l->block, 2 * l->block, true);
+        free(where);
+        wr_free(&r);
+    }
+}
+
+/* An empty disk gets the BAT qemu computes, (2^32 - 1) / ratio entries,
+ * left a hole (measured: 15728640 bytes with 1 MiB blocks, 24117248 with
+ * 2 MiB); with 256 MiB blocks that BAT is 2 GiB, which qemu-img neither
+ * writes nor reads: refused before anything is written. */
+Test(vhdx_write, empty_disk_bat_follows_the_block_size)
+{
+    static const struct {
+        uint32_t bs;
+        uint64_t bat, file;
+    } rows[] = {{1 << 20, 8 * MiB, 15728640}, {2 << 20, 16 * MiB, 24117248}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        for (int fixed = 0; fixed < 2; fixed++) {
+            struct ct_output_params p = {.subformat = (uint32_t)fixed,
+                                         .block_size = rows[i].bs};
+            struct layout l = {0, rows[i].bs, 0, rows[i].bat};
+            struct wr r;
+            cr_assert_eq(wr_try_open(&r, 0, &p), G_OK, "%s", r.err.msg);
+            cr_expect_eq(wr_finish(&r), rows[i].file);
+            check_all(&r, &l, NULL);
+            wr_free(&r);
+        }
+    struct ct_output_params big = {.block_size = 256u << 20};
+    struct wr r;
+    cr_expect_eq(wr_try_open(&r, 0, &big), G_ENOTSUP);
+    cr_expect(strstr(r.err.msg, "vhdx") && strstr(r.err.msg, "256 MiB"),
+              "%s", r.err.msg);
+    cr_expect_eq(r.m.writes, 0u);
+    wr_free(&r);
+}
+
+Test(vhdx_write, other_shapes_are_refused_by_name)
+{
+    static const struct {
+        struct ct_output_params p;
+        const char *word;
+    } rows[] = {
+        {{.subformat = CT_SUB_STREAM_OPTIMIZED}, "subformat"},
+        {{.block_size = 3u << 20}, "block_size"},
+        {{.block_size = 512u << 10}, "block_size"},
+        {{.block_size = 512u << 20}, "block_size"},
+        {{.flags = CT_OUT_FORCE_SIZE}, "force_size"},
+        {{.flags = CT_OUT_COMPRESS}, "compression"},
+        {{.flags = 8}, "flags"},
+        {{.cluster_bits = 16}, "cluster_size"},
+        {{.version = 3}, "compat"},
+        {{.adapter = CT_VMDK_BUSLOGIC}, "adapter_type"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        struct wr r;
+        cr_expect_eq(wr_try_open(&r, MiB, &rows[i].p), G_ENOTSUP, "row %zu",
+                     i);
+        cr_expect(strstr(r.err.msg, "vhdx:") &&
+                      strstr(r.err.msg, rows[i].word),
+                  "row %zu: %s", i, r.err.msg);
+        cr_expect_eq(r.m.writes, 0u);
+        wr_free(&r);
+    }
+}
+
+/* Through the engine (convert, -S 4k) and back with the project's reader. */
+Test(vhdx_write, convert_fixed_reads_back)
+{
+    static const struct ct_output_params p = {.subformat = CT_SUB_FIXED,
+                                              .block_size = 1 << 20};
+    uint8_t *in = rig_pattern(B_VSIZE, 3);
+    struct rig r;
+    struct g_error err;
+    uint64_t vsize = 0;
+    rig_convert(&r, in, B_VSIZE, CT_FMT_VHDX, 4 * KiB, &p);
+    cr_assert_eq(r.ret, G_OK, "%s", r.err.msg);
+    uint8_t *back = rig_read_back(&r, CT_FMT_VHDX, &vsize, &err);
+    cr_assert(back, "%s", err.msg);
+    cr_expect_eq(vsize, B_VSIZE);
+    cr_expect(!memcmp(back, in, B_VSIZE));
+    free(back);
+    rig_free(&r);
+    free(in);
 }
