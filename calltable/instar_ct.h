@@ -25,7 +25,7 @@
 #define CT_ULL(x) x##ull
 #endif
 
-#define CT_ABI_VERSION CT_U(8)
+#define CT_ABI_VERSION CT_U(9)
 
 /* ---- Transport ---------------------------------------------------------- */
 
@@ -47,7 +47,8 @@
 #define CT_CALL_COPY 12        /* struct ct_copy (ABI 6) */
 #define CT_CALL_INFO 13        /* struct ct_info, info mode only (ABI 7) */
 #define CT_CALL_PROGRESS 14    /* struct ct_progress (ABI 8) */
-#define CT_CALL_COUNT 15
+#define CT_CALL_MAP 15         /* struct ct_map (ABI 9) */
+#define CT_CALL_COUNT 16
 
 /* The last component of of= handed to the guest: at most NAME_MAX. */
 #define CT_OUT_NAME_MAX 255
@@ -109,6 +110,22 @@ struct ct_size {
     uint32_t handle; /* IN */
     int32_t ret;     /* OUT */
     uint64_t size;   /* OUT: file size in bytes */
+};
+
+/*
+ * Where a granted file's data and holes are (lseek SEEK_DATA/SEEK_HOLE):
+ * from `offset`, the file has a hole up to `data` and data from `data` up
+ * to `hole`; offset <= data <= hole <= the file size the host reported.
+ * data == hole == size: nothing but holes from offset to the end. A file
+ * system that cannot say answers as if the whole file were data.
+ * qemu-img convert skips the holes of a raw input the same way.
+ */
+struct ct_map {
+    uint32_t handle; /* IN */
+    int32_t ret;     /* OUT */
+    uint64_t offset; /* IN: <= the file size */
+    uint64_t data;   /* OUT */
+    uint64_t hole;   /* OUT */
 };
 
 /* Reads up to len bytes at offset into [gpa, gpa+len), which must lie in
@@ -532,6 +549,10 @@ struct ct_info {
 CT_ASSERT_SIZE(ct_hello, 8);
 CT_ASSERT_SIZE(ct_size, 16);
 CT_ASSERT_OFF(ct_size, size, 8);
+CT_ASSERT_SIZE(ct_map, 32);
+CT_ASSERT_OFF(ct_map, offset, 8);
+CT_ASSERT_OFF(ct_map, data, 16);
+CT_ASSERT_OFF(ct_map, hole, 24);
 CT_ASSERT_SIZE(ct_read, 40);
 CT_ASSERT_OFF(ct_read, offset, 8);
 CT_ASSERT_OFF(ct_read, gpa, 16);

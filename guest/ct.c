@@ -95,6 +95,17 @@ static int hc_progress(void *ctx, uint64_t done, uint64_t total)
     return a.ret;
 }
 
+static int hc_map(void *ctx, uint32_t handle, uint64_t off, uint64_t *data,
+                  uint64_t *hole)
+{
+    (void)ctx;
+    struct ct_map a = {.handle = handle, .ret = CT_EINVAL, .offset = off};
+    ct_call(CT_CALL_MAP, &a);
+    *data = a.data;
+    *hole = a.hole;
+    return a.ret;
+}
+
 static void hc_log(void *ctx, const char *msg, uint64_t len)
 {
     (void)ctx;
@@ -159,6 +170,7 @@ const struct ct_ops ct_hypercall_ops = {
     .copy = hc_copy,
     .log = hc_log,
     .progress = hc_progress,
+    .map = hc_map,
     .open_backing = hc_open_backing,
     .info = hc_info,
 };

@@ -28,6 +28,10 @@ struct ct_ops {
                 uint64_t *done, uint64_t *copied);
     void (*log)(void *ctx, const char *msg, uint64_t len);
     int (*progress)(void *ctx, uint64_t done, uint64_t total);
+    /* From off in file `handle`: a hole up to *data, data up to *hole
+     * (struct ct_map). NULL or CT_ENOTSUP: treat the file as all data. */
+    int (*map)(void *ctx, uint32_t handle, uint64_t off, uint64_t *data,
+               uint64_t *hole);
     int (*open_backing)(void *ctx, uint32_t parent, const char *name,
                         uint32_t name_len, uint32_t *handle);
     /* Info mode: len bytes of whole records (struct ct_info_rec ...)

@@ -122,6 +122,55 @@ static enum call_next do_size(struct vmm_session *s, uint32_t gpa)
     return CALL_CONTINUE;
 }
 
+/* lseek(SEEK_DATA or SEEK_HOLE) clamped to [off, size]; -1 when the file
+ * system cannot say (the caller then answers "all data"). ENXIO: no data
+ * past off. */
+static int64_t seek_clamped(int fd, uint64_t off, int whence, uint64_t size)
+{
+    off_t r = lseek(fd, (off_t)off, whence);
+    if (r < 0)
+        return errno == ENXIO ? (int64_t)size : -1;
+    if ((uint64_t)r < off)
+        return (int64_t)off;
+    return (uint64_t)r > size ? (int64_t)size : (int64_t)r;
+}
+
+static enum call_next do_map(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_map a;
+    const struct vmm_file *f;
+    int64_t data, hole;
+
+    if (!copy_in(s, gpa, &a, sizeof a, "map"))
+        return CALL_STOP;
+    if (!(f = file_of(s, a.handle, "map")))
+        return CALL_STOP;
+    if (a.offset > f->size)
+        return session_fail(s, "guest stopped: map at %llu past the end of "
+                               "file %u (%llu bytes)",
+                            (unsigned long long)a.offset, (unsigned)a.handle,
+                            (unsigned long long)f->size);
+    /* The size is the one taken at open: a file that changed since is
+     * clamped to it, so the answer stays within what the guest knows. */
+    data = a.offset == f->size
+               ? (int64_t)f->size
+               : seek_clamped(f->fd, a.offset, SEEK_DATA, f->size);
+    hole = data < 0 || (uint64_t)data == f->size
+               ? (int64_t)f->size
+               : seek_clamped(f->fd, (uint64_t)data, SEEK_HOLE, f->size);
+    if (data < 0 || hole < 0) {
+        data = (int64_t)a.offset;
+        hole = (int64_t)f->size;
+    }
+    a.data = (uint64_t)data;
+    a.hole = (uint64_t)hole;
+    a.ret = CT_OK;
+    COPY_OUT(s, gpa, a, data);
+    COPY_OUT(s, gpa, a, hole);
+    COPY_OUT(s, gpa, a, ret);
+    return CALL_CONTINUE;
+}
+
 static enum call_next do_read(struct vmm_session *s, uint32_t gpa)
 {
     struct ct_read a;
@@ -652,6 +701,7 @@ static const call_fn handlers[CT_CALL_COUNT] = {
     [CT_CALL_COPY] = do_copy,
     [CT_CALL_INFO] = do_info,
     [CT_CALL_PROGRESS] = do_progress,
+    [CT_CALL_MAP] = do_map,
 };
 
 enum call_next calls_dispatch(struct vmm_session *s, uint16_t port,

@@ -125,6 +125,13 @@ static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
      * every fd this process holds is one it may read (the output, the
      * vCPU and O_PATH directory fds just fail). */
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pread64), 0);
+    /* The map call: where a file's data and holes are. Only SEEK_DATA and
+     * SEEK_HOLE, which say nothing pread could not; every transfer is
+     * pread/pwrite at an explicit offset, so the file position is unused. */
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(lseek), 1,
+                          SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)SEEK_DATA));
+    r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(lseek), 1,
+                          SCMP_A2(SCMP_CMP_EQ, (scmp_datum_t)SEEK_HOLE));
     if (f->out_fd >= 0)
         r |= add_output_rules(ctx, f->out_fd);
     /* Backing files: openat2 only from an allowed directory fd (the host

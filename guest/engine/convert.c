@@ -11,6 +11,7 @@
  * whatever bs is.
  */
 #include "engine.h"
+#include "holes.h"
 #include "../rt/rt.h"
 
 struct route {
@@ -36,6 +37,7 @@ struct route {
     /* Progress (convert -p): output bytes done, and the total. */
     bool progress;
     uint64_t done, total;
+    struct holes holes; /* of the files plain extents come from */
 };
 
 /* Short zero runs are written from this many zero bytes at a time. */
@@ -301,8 +303,6 @@ static int report(struct route *c, uint64_t done)
                                  ct_result_str(ret));
 }
 
-/* Input [in_off, in_off + len) to output [out_off, ...), extent by
- * extent. */
 /* Whether an extent of this kind goes through guest memory. */
 static bool buffered_kind(const struct route *c, uint32_t kind)
 {
@@ -322,9 +322,11 @@ static int next_extent(struct route *c, uint64_t in_off, uint64_t len,
                       "%s: extent of %llu bytes for %llu asked (reader bug)",
                       c->r->name, (unsigned long long)e->len,
                       (unsigned long long)len);
-    return ret;
+    return ret == G_OK ? holes_refine(&c->holes, e, c->err) : ret;
 }
 
+/* Input [in_off, in_off + len) to output [out_off, ...), extent by
+ * extent. */
 static int route(struct route *c, uint64_t in_off, uint64_t out_off,
                  uint64_t len)
 {
@@ -373,6 +375,7 @@ int engine_copy(struct fmt_reader *r, struct fmt_writer *w,
     uint64_t len = job->end - job->start, out_size = job->out_size;
     int ret;
 
+    holes_init(&c.holes, w->env->ops);
     if (job->end < job->start || out_size < len || out_size - len >= 512 ||
         c.chunk < 512)
         return g_fail(err, G_EINVAL,

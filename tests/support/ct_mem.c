@@ -55,6 +55,7 @@ static int m_read(void *ctx, uint32_t handle, uint64_t off, void *buf,
         uint64_t n = dlen - off < len ? dlen - off : len;
         memcpy(buf, d + off, (size_t)n);
         *nread = n;
+        m->bytes_taken += n;
     }
     return CT_OK;
 }
@@ -140,6 +141,7 @@ static int m_copy(void *ctx, const struct ct_copy_seg *segs, uint32_t count,
         if (segs[i].handle != CT_COPY_ZEROS) {
             file_of(m, segs[i].handle, &d, &dlen);
             memcpy(p, d + segs[i].src_off, (size_t)segs[i].len);
+            m->bytes_taken += segs[i].len;
         }
         m->bytes_written += segs[i].len;
         *done = i + 1;
@@ -193,6 +195,44 @@ static int m_progress(void *ctx, uint64_t done, uint64_t total)
         return CT_EINVAL;
     m->progress_done = done;
     m->progress_calls++;
+    return CT_OK;
+}
+
+static bool m_hole_at(const uint8_t *d, size_t n, uint64_t block,
+                      uint64_t at)
+{
+    if (at + block > n)
+        return false;
+    for (uint64_t i = 0; i < block; i++)
+        if (d[at + i])
+            return false;
+    return true;
+}
+
+/* As the host's lseek(SEEK_DATA / SEEK_HOLE), over hole_block blocks. */
+static int m_map(void *ctx, uint32_t handle, uint64_t off, uint64_t *data,
+                 uint64_t *hole)
+{
+    struct ct_mem *m = ctx;
+    const uint8_t *d;
+    size_t n;
+    if (!file_of(m, handle, &d, &n))
+        return CT_EBADH;
+    if (off > n)
+        return CT_EINVAL;
+    m->maps++;
+    *data = off;
+    *hole = n;
+    if (!m->hole_block)
+        return CT_OK;
+    uint64_t b = m->hole_block, at = off / b * b;
+    while (at < n && m_hole_at(d, n, b, at))
+        at += b;
+    *data = at < n ? (at > off ? at : off) : n;
+    at = *data / b * b;
+    while (at < n && !m_hole_at(d, n, b, at))
+        at += b;
+    *hole = at < n ? (at > *data ? at : *data) : n;
     return CT_OK;
 }
 
@@ -289,6 +329,7 @@ struct ct_ops ct_mem_ops(struct ct_mem *m)
                          .copy = m_copy,
                          .log = m_log,
                          .progress = m_progress,
+                         .map = m_map,
                          .open_backing = m_open_backing,
                          .info = m_info};
     return ops;

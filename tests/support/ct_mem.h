@@ -47,11 +47,17 @@ struct ct_mem {
     bool skip_notice;
     unsigned reads, writes, copies; /* copies: copy calls */
     uint64_t bytes_written;   /* by write and copy (allocated zeros too) */
+    uint64_t bytes_taken;     /* from input files, by read and copy */
     uint64_t progress_done;   /* the last progress report */
     unsigned progress_calls;
     bool no_kernel; /* copy answers CT_ENOTSUP, as a host that cannot (or
                        INSTAR_NO_KERNEL_COPY=1) */
     int fail_read_at; /* fail the Nth read with CT_EIO (1-based); 0 = never */
+    /* map: 0 answers "all data", as a file system that cannot say; else
+     * every whole, aligned block of this size that is all zeros is a hole,
+     * as in a sparse file. */
+    uint32_t hole_block;
+    unsigned maps; /* map calls */
     uint8_t *info;    /* info records received, in order */
     size_t info_len, info_cap;
     unsigned info_calls;

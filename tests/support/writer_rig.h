@@ -38,6 +38,15 @@ void rig_convert(struct rig *r, const uint8_t *in, size_t len,
                  uint32_t out_format, uint64_t sparse_min,
                  const struct ct_output_params *p);
 
+/* rig_convert and rig_write over an input whose all-zero, aligned
+ * hole_block-byte blocks are holes of a sparse file (struct ct_mem). */
+void rig_convert_holes(struct rig *r, const uint8_t *in, size_t len,
+                       uint32_t out_format, uint64_t sparse_min,
+                       const struct ct_output_params *p, uint32_t hole_block);
+void rig_write_holes(struct rig *r, const uint8_t *in, size_t len,
+                     struct window_args a, uint32_t out_format,
+                     uint32_t hole_block);
+
 /* Reads the output of r back as `format` with the project's reader: a
  * malloc'd copy of its virtual disk (*vsize bytes), or NULL with the
  * reader's message in err. */

@@ -70,6 +70,16 @@ static int progress_call(uint64_t done, uint64_t total)
     return a.ret;
 }
 
+static int map_call(uint32_t handle, uint64_t off, uint64_t *data,
+                    uint64_t *hole)
+{
+    struct ct_map a = {.handle = handle, .ret = CT_EINVAL, .offset = off};
+    call(CT_PORT_BASE + CT_CALL_MAP, &a);
+    *data = a.data;
+    *hole = a.hole;
+    return a.ret;
+}
+
 static int end(uint64_t file_size)
 {
     struct ct_end_output a = {.ret = CT_EINVAL, .file_size = file_size};
@@ -397,6 +407,27 @@ void guest_main(const struct ct_bootinfo *bi)
         begin(1024);
         progress_call(0, 1ull << 40);
         break;
+    case H_MAP_OK: {
+        uint64_t data = 7, hole = 7, data2 = 7, hole2 = 7;
+        if (map_call(0, 0, &data, &hole) != CT_OK || data != 0 || hole != 1 ||
+            map_call(0, 1, &data2, &hole2) != CT_OK || data2 != 1 ||
+            hole2 != 1)
+            ct_exit(CT_STATUS_FAIL, "hostile: map answered wrong");
+        begin(512);
+        write_call(0, io, 512);
+        end(512);
+        ct_exit(CT_STATUS_OK, 0);
+    }
+    case H_MAP_BAD_HANDLE: {
+        uint64_t data, hole;
+        map_call(7, 0, &data, &hole);
+        break;
+    }
+    case H_MAP_PAST_END: {
+        uint64_t data, hole;
+        map_call(0, 2, &data, &hole);
+        break;
+    }
     case H_UNUSED_CALL_0:
     case H_UNUSED_CALL_1:
     case H_UNUSED_CALL_2:

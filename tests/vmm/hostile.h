@@ -61,6 +61,10 @@ enum hostile_scenario {
     H_PROGRESS_PAST_TOTAL,
     H_PROGRESS_BACKWARDS,
     H_PROGRESS_WRONG_TOTAL,
+    /* map (ABI 9) */
+    H_MAP_OK,             /* the 1-byte input: data [0, 1), then the end */
+    H_MAP_BAD_HANDLE,
+    H_MAP_PAST_END,
     /* info mode (ABI 7); boot info count picks the defect of H_INFO_BAD */
     H_INFO_OK,            /* one raw image described: exit ok */
     H_INFO_BEFORE_HELLO,

@@ -412,6 +412,18 @@ Test(hostile, progress_is_checked)
     expect_stop(H_PROGRESS_WRONG_TOTAL, "is invalid here");
 }
 
+Test(hostile, map_is_checked)
+{
+    struct result r;
+    need_kvm();
+    run_guest(hostile_image, hostile_image_len, H_MAP_OK, CT_FMT_RAW, "x", 1,
+              NULL, &r);
+    cr_expect_eq(r.exit_code, 0, "%s", r.msg);
+    close(r.out_fd);
+    expect_stop(H_MAP_BAD_HANDLE, "map of bad handle 7");
+    expect_stop(H_MAP_PAST_END, "map at 2 past the end of file 0");
+}
+
 Test(hostile, copy_list_too_long)
 {
     expect_stop(H_COPY_TOO_MANY, "copy list of 1025 segments");
@@ -693,6 +705,46 @@ Test(sandbox, allowed_calls_still_work_and_open_is_denied)
     }
     int st;
     cr_assert_eq(waitpid(pid, &st, 0), pid);
+    cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "status 0x%x", st);
+}
+
+/* A child that locks down and lseeks a 1-byte file: the map call's
+ * SEEK_DATA and SEEK_HOLE, then `whence` too when it is not -1. */
+static int lseek_child(int whence)
+{
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        char err[256], path[] = "/tmp/instar-lseek-XXXXXX";
+        int in = mkstemp(path);
+        if (in < 0)
+            _exit(5);
+        unlink(path);
+        if (pwrite(in, "x", 1, 0) != 1)
+            _exit(5);
+        struct sandbox_fds f = {.vcpu_fd = -1, .out_fd = -1,
+                                .keep = {in}, .nkeep = 1};
+        if (sandbox_lockdown(&f, err, sizeof err) < 0)
+            _exit(2);
+        if (lseek(in, 0, SEEK_DATA) != 0 || lseek(in, 0, SEEK_HOLE) != 1)
+            _exit(4);
+        if (whence != -1)
+            lseek(in, 0, whence);
+        _exit(0);
+    }
+    int st;
+    cr_assert_eq(waitpid(pid, &st, 0), pid);
+    return st;
+}
+
+/* lseek is allowed only to ask for data and holes (the map call). */
+Test(sandbox, lseek_only_for_data_and_holes)
+{
+    int st = lseek_child(-1);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status 0x%x", st);
+    st = lseek_child(SEEK_SET);
+    cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "status 0x%x", st);
+    st = lseek_child(SEEK_END);
     cr_expect(WIFSIGNALED(st) && WTERMSIG(st) == SIGSYS, "status 0x%x", st);
 }
 
