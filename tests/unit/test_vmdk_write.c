@@ -1077,11 +1077,11 @@ Test(vmdk_convert, other_shapes_are_refused)
     }
 }
 
-/* The stream's memory is its batch: 32 grains in, 32 compressed out, one
- * compressor (serial), whatever the size. */
+/* The stream's memory is its two batches: 2 x 32 grains in, 2 x 32
+ * compressed out, one compressor (serial), whatever the size. */
 Test(vmdk_convert, stream_memory_does_not_grow)
 {
-    memory_flat(&STREAM_4K, 32 * (GRAIN + 129 * SEC) + 16384, 340u * 1024);
+    memory_flat(&STREAM_4K, 64 * (GRAIN + 129 * SEC) + 16384, 340u * 1024);
 }
 
 /* A grain whose 128 sectors would end past sector 2^32 cannot be listed
