@@ -238,15 +238,15 @@ static inline uint64_t output_bound_p(uint32_t format,
         struct output_vmdk_layout l = output_vmdk_layout(vsize);
         const uint64_t grain = 512ull * OUTPUT_VMDK_GRAIN_SECTORS;
         if (p && p->subformat == CT_SUB_STREAM_OPTIMIZED)
-            /* Each grain a 12-byte marker and its deflate stream, in whole
-             * sectors; per grain table a marker sector and the table; the
-             * directory with its marker; footer marker, footer and the
-             * end-of-stream marker. */
+            /* qemu-img convert's streamOptimized keeps monolithicSparse's
+             * layout (tables before the grains, no table markers, no
+             * footer: measured) and stores each grain as a 12-byte marker
+             * and its deflate stream in whole sectors (129 at most). The
+             * file ends 128 sectors past the last grain's first at least,
+             * which is still inside this. */
             return 512 * l.overhead +
                    l.grains * 512 *
-                       output_div_up(12 + output_deflate_bound(grain), 512) +
-                   l.gts * (512 + 512ull * 4) + 512 + 512 * l.gd_sectors +
-                   3 * 512;
+                       output_div_up(12 + output_deflate_bound(grain), 512);
         return 512 * l.overhead + grain * l.grains;
     }
     case CT_FMT_VPC: {

@@ -223,19 +223,6 @@ static int zrun_add(struct route *c, uint64_t off, uint64_t n, bool hole)
     return G_OK;
 }
 
-static bool sector_zero(const uint8_t *p, uint64_t n)
-{
-    const uint64_t *q = (const void *)p;
-    uint64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        if (q[i / 8])
-            return false;
-    for (; i < n; i++)
-        if (p[i])
-            return false;
-    return true;
-}
-
 /* n bytes of data for output offset off: zero sectors join the held zero
  * run, the rest is written (after the held run, in order). */
 static int sparse_data(struct route *c, uint64_t off, const uint8_t *p,
@@ -246,11 +233,11 @@ static int sparse_data(struct route *c, uint64_t off, const uint8_t *p,
         /* Sectors of the output (the last may be short). */
         uint64_t step = min64(WINDOW_SECTOR - (off + i) % WINDOW_SECTOR,
                               n - i);
-        bool zero = sector_zero(p + i, step);
+        bool zero = rt_all_zero(p + i, step);
         uint64_t j = i + step;
         while (j < n) {
             uint64_t k = min64(WINDOW_SECTOR, n - j);
-            if (sector_zero(p + j, k) != zero)
+            if (rt_all_zero(p + j, k) != zero)
                 break;
             j += k;
         }

@@ -1,12 +1,15 @@
 /*
- * vmdk output: a monolithicSparse image laid out as qemu-img 7.2 writes
- * it (../shared/design/writers.md section 3). Sector 0 holds the sparse
- * extent header, sectors 1..20 the embedded descriptor; the redundant
- * grain directory follows at sector 21 with its grain tables, then the
- * primary directory with its own copies of the tables; 64 KiB grains are
- * appended from overHead on in the order they are first written. The
- * sector numbers come from output_vmdk_layout(), which the host's output
- * bound uses too.
+ * vmdk output: a monolithicSparse or streamOptimized image laid out as
+ * qemu-img 7.2 writes it (../shared/design/writers.md section 3,
+ * docs/format-coverage.md). Sector 0 holds the sparse extent header,
+ * sectors 1..20 the embedded descriptor; the redundant grain directory
+ * follows at sector 21 with its grain tables, then the primary directory
+ * with its own copies of the tables; grains are appended from overHead on
+ * in the order they are first written. The sector numbers come from
+ * output_vmdk_layout(), which the host's output bound uses too.
+ * streamOptimized keeps that layout (qemu-img convert writes no grain
+ * table markers and no footer) and stores each grain deflated behind a
+ * marker (vmdk_grains.c).
  *
  * Writes come in virtual order, so grains are allocated in virtual order
  * and a run of written grains is contiguous in the file: dense dd costs
@@ -17,36 +20,31 @@
  * with the virtual size. The output file starts empty, so the unwritten
  * rest of a grain, an unused table and all padding read as zeros.
  */
-#include "vmdk.h"
-#include "output_bound.h"
+#include "vmdk_write.h"
 #include "../rt/rt.h"
 
-#define GRAIN_BYTES ((uint64_t)OUTPUT_VMDK_GRAIN_SECTORS * VMDK_SECTOR)
+#define GRAIN_BYTES VMDK_W_GRAIN
 #define GT_BYTES (OUTPUT_VMDK_GTES * 4u)
 #define GT_SPAN (GRAIN_BYTES * OUTPUT_VMDK_GTES)
 /* Header and descriptor: written at once, then reused for directories. */
 #define HEAD_BYTES                                                            \
     ((OUTPUT_VMDK_DESC_SECTOR + OUTPUT_VMDK_DESC_SECTORS) * VMDK_SECTOR)
-#define NONE UINT64_MAX
+#define NONE VMDK_W_NONE
 
 /* writers.md 3.1: version 1; flags bit 0 (newline test valid) and bit 1
- * (redundant grain directory in use). */
+ * (redundant grain directory in use). streamOptimized, measured: version
+ * 3, flags bit 16 (compressed grains) and bit 17 (markers) as well, and
+ * compressAlgorithm 1 (deflate). */
 #define HDR_VERSION 1u
 #define HDR_FLAGS 3u
-/* writers.md 3.3: qemu's fixed geometry and its CHS cylinder count. */
+#define HDR_STREAM_VERSION 3u
+#define HDR_STREAM_FLAGS 0x30003u
+#define HDR_DEFLATE 1u
+/* writers.md 3.3: qemu's fixed geometry and its CHS cylinder count; 255
+ * heads for every adapter but ide (measured for each adapter_type). */
 #define DDB_HEADS 16u
+#define DDB_SCSI_HEADS 255u
 #define DDB_SECTORS 63u
-
-struct vmdk_w {
-    struct output_vmdk_layout l;
-    uint64_t next_sector; /* where the next grain goes: the file's end */
-    uint64_t last_grain;  /* the grain allocated last, or NONE */
-    uint64_t last_sector; /* its sector */
-    uint64_t gt_index;    /* the grain table held in gt, or NONE */
-    bool gt_dirty;
-    uint8_t *gt;          /* GT_BYTES, I/O area */
-    uint8_t *buf;         /* HEAD_BYTES, I/O area */
-};
 
 /* Both copies of the table held, each listed by its own directory. */
 static int gt_flush(struct fmt_writer *w)
@@ -66,8 +64,7 @@ static int gt_flush(struct fmt_writer *w)
     return ret;
 }
 
-/* Records grain g at `sector`; the table before it is done then. */
-static int gt_set(struct fmt_writer *w, uint64_t g, uint64_t sector)
+int vmdk_w_gt_set(struct fmt_writer *w, uint64_t g, uint64_t sector)
 {
     struct vmdk_w *s = w->priv;
     uint64_t j = g / OUTPUT_VMDK_GTES;
@@ -128,7 +125,7 @@ int fmt_vmdk_writer_map(struct fmt_writer *w, uint64_t off, uint64_t len,
         return G_OK;
     }
     for (; h <= (end - 1) / GRAIN_BYTES; h++) {
-        if ((ret = gt_set(w, h, s->next_sector)) != G_OK)
+        if ((ret = vmdk_w_gt_set(w, h, s->next_sector)) != G_OK)
             return ret;
         s->last_grain = h;
         s->last_sector = s->next_sector;
@@ -171,12 +168,15 @@ static int vmdk_zero(struct fmt_writer *w, uint64_t off, uint64_t len)
     return span_done(w, off + len);
 }
 
-/* Sector 0, writers.md 3.1. */
+/* Sector 0, writers.md 3.1; streamOptimized's version, flags and
+ * compression as measured. gdOffset is the real one in both: qemu-img
+ * convert lays the tables out before the grains, so nothing is at the
+ * file's end for it to point at. */
 static void put_header(const struct vmdk_w *s, uint64_t vsize, uint8_t *h)
 {
     memcpy(h, "KDMV", 4);
-    put_le32(h + 4, HDR_VERSION);
-    put_le32(h + 8, HDR_FLAGS);
+    put_le32(h + 4, s->stream ? HDR_STREAM_VERSION : HDR_VERSION);
+    put_le32(h + 8, s->stream ? HDR_STREAM_FLAGS : HDR_FLAGS);
     put_le64(h + 12, vsize / VMDK_SECTOR);
     put_le64(h + 20, OUTPUT_VMDK_GRAIN_SECTORS);
     put_le64(h + 28, OUTPUT_VMDK_DESC_SECTOR);
@@ -188,8 +188,16 @@ static void put_header(const struct vmdk_w *s, uint64_t vsize, uint8_t *h)
     h[72] = 0; /* uncleanShutdown */
     /* Newline detection: a file mangled by a text-mode transfer shows. */
     memcpy(h + 73, "\n \r\n", 4);
-    put_le16(h + 77, 0); /* compressAlgorithm: none */
+    put_le16(h + 77, s->stream ? HDR_DEFLATE : 0); /* compressAlgorithm */
 }
+
+/* ddb.adapterType for each enum ct_vmdk_adapter (open checks the range). */
+static const char *const adapter_names[] = {
+    [CT_VMDK_IDE] = "ide",
+    [CT_VMDK_BUSLOGIC] = "buslogic",
+    [CT_VMDK_LSILOGIC] = "lsilogic",
+    [CT_VMDK_LEGACY_ESX] = "legacyESX",
+};
 
 /* The embedded descriptor, writers.md 3.3, into d (room for far more than
  * the longest name gives). The extent line carries the output's name as
@@ -197,16 +205,21 @@ static void put_header(const struct vmdk_w *s, uint64_t vsize, uint8_t *h)
 static void put_descriptor(const struct fmt_writer *w, char *d)
 {
     const struct fmt_write_opts *o = w->opts;
+    const struct vmdk_w *s = w->priv;
+    const uint32_t adapter = fmt_params(w)->adapter;
+    const unsigned heads =
+        adapter == CT_VMDK_IDE ? DDB_HEADS : DDB_SCSI_HEADS;
     size_t n = rt_fmt(d, 256,
                       "# Disk DescriptorFile\n"
                       "version=1\n"
                       "CID=%x\n"
                       "parentCID=ffffffff\n"
-                      "createType=\"monolithicSparse\"\n"
+                      "createType=\"%s\"\n"
                       "\n"
                       "# Extent description\n"
                       "RW %llu SPARSE \"",
                       (unsigned)get_le32(o->entropy),
+                      s->stream ? "streamOptimized" : "monolithicSparse",
                       (unsigned long long)(w->vsize / VMDK_SECTOR));
     if (o->out_name_len)
         memcpy(d + n, o->out_name, o->out_name_len);
@@ -221,11 +234,11 @@ static void put_descriptor(const struct fmt_writer *w, char *d)
            "ddb.geometry.cylinders = \"%llu\"\n"
            "ddb.geometry.heads = \"%u\"\n"
            "ddb.geometry.sectors = \"%u\"\n"
-           "ddb.adapterType = \"ide\"\n"
+           "ddb.adapterType = \"%s\"\n"
            "ddb.toolsVersion = \"2147483647\"\n",
            (unsigned long long)(w->vsize /
-                                (DDB_HEADS * DDB_SECTORS * VMDK_SECTOR)),
-           DDB_HEADS, DDB_SECTORS);
+                                (heads * DDB_SECTORS * VMDK_SECTOR)),
+           heads, DDB_SECTORS, adapter_names[adapter]);
 }
 
 /* The directory at `sector`: where its own copy of each table is. */
@@ -253,7 +266,10 @@ static int vmdk_finish(struct fmt_writer *w, uint64_t *file_size)
     struct vmdk_w *s = w->priv;
     int ret;
 
-    if (s->gt_index != NONE && (ret = gt_flush(w)) != G_OK)
+    uint64_t end = s->next_sector;
+
+    if ((s->gr && (ret = vmdk_grains_finish(w, &end)) != G_OK) ||
+        (s->gt_index != NONE && (ret = gt_flush(w)) != G_OK))
         return ret;
     memset(s->buf, 0, HEAD_BYTES);
     put_header(s, w->vsize, s->buf);
@@ -263,14 +279,46 @@ static int vmdk_finish(struct fmt_writer *w, uint64_t *file_size)
         (ret = write_directory(w, s->l.rgd_offset)) != G_OK ||
         (ret = write_directory(w, s->l.gd_offset)) != G_OK)
         return ret;
-    *file_size = s->next_sector * VMDK_SECTOR;
+    *file_size = end * VMDK_SECTOR;
+    return G_OK;
+}
+
+/* The shapes this writer makes (convert -o subformat, adapter_type, -c);
+ * anything else is refused by name rather than ignored. */
+static int check_params(const struct fmt_writer *w)
+{
+    const struct ct_output_params *p = fmt_params(w);
+    const char *what = NULL;
+    uint64_t value = 0;
+
+    if (p->subformat != CT_SUB_MONOLITHIC_SPARSE &&
+        p->subformat != CT_SUB_STREAM_OPTIMIZED)
+        what = "subformat", value = p->subformat;
+    else if (p->adapter >= sizeof adapter_names / sizeof adapter_names[0])
+        what = "adapter_type", value = p->adapter;
+    else if (p->cluster_bits)
+        what = "cluster_size", value = p->cluster_bits;
+    else if (p->version)
+        what = "compat", value = p->version;
+    else if (p->block_size)
+        what = "block_size", value = p->block_size;
+    else if (p->flags & CT_OUT_FORCE_SIZE)
+        what = "force_size", value = p->flags;
+    else if (p->flags & ~CT_OUT_COMPRESS)
+        what = "flags", value = p->flags;
+    if (what)
+        return g_fail(w->env->err, G_ENOTSUP,
+                      "vmdk: output option %s (%llu) is not supported",
+                      what, (unsigned long long)value);
     return G_OK;
 }
 
 int fmt_vmdk_writer_open(struct fmt_writer *w)
 {
     const struct fmt_env *env = w->env;
+    const struct ct_output_params *p = fmt_params(w);
     struct vmdk_w *s;
+    int ret;
 
     w->name = VMDK_NAME;
     /* writers.md 3.4: qemu-img 7.2 takes a sparse extent of capacity 0
@@ -291,6 +339,8 @@ int fmt_vmdk_writer_open(struct fmt_writer *w)
         (w->opts->out_name_len && !w->opts->out_name))
         return g_fail(env->err, G_EINVAL,
                       "vmdk: no entropy or a bad output name (engine bug)");
+    if ((ret = check_params(w)) != G_OK)
+        return ret;
     if (!(s = fmt_alloc(env, sizeof *s, VMDK_NAME, "writer state")) ||
         !(s->gt = fmt_io_alloc(env, GT_BYTES, VMDK_NAME, "grain table")) ||
         !(s->buf = fmt_io_alloc(env, HEAD_BYTES, VMDK_NAME, "header")))
@@ -299,10 +349,17 @@ int fmt_vmdk_writer_open(struct fmt_writer *w)
     s->next_sector = s->l.overhead;
     s->last_grain = NONE;
     s->gt_index = NONE;
+    s->gr = NULL;
     w->priv = s;
     w->write = vmdk_write;
     w->zero = vmdk_zero;
     w->finish = vmdk_finish;
     w->place = vmdk_place;
+    s->stream = p->subformat == CT_SUB_STREAM_OPTIMIZED;
+    /* -c on monolithicSparse is qemu-img's compressed convert: grains are
+     * stored whole, plain (the extent cannot hold compressed ones), and
+     * all-zero ones stay out whatever -S is. */
+    if (s->stream || p->flags & CT_OUT_COMPRESS)
+        return vmdk_grains_open(w);
     return G_OK;
 }

@@ -3,6 +3,7 @@
 #define INSTAR_GUEST_RT_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -11,6 +12,21 @@ void *memcpy(void *restrict dst, const void *restrict src, size_t n);
 void *memset(void *dst, int c, size_t n);
 void *memmove(void *dst, const void *src, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
+
+/* Whether n bytes at p (8-byte aligned) are all zero: a word at a time,
+ * stopping at the first non-zero one. */
+static inline bool rt_all_zero(const uint8_t *p, uint64_t n)
+{
+    const uint64_t *q = (const void *)p;
+    uint64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        if (q[i / 8])
+            return false;
+    for (; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
+}
 
 /*
  * Minimal vsnprintf: %s %c %d %u %x and the l/ll/z length modifiers, plus

@@ -55,7 +55,7 @@ static int wr_try_open(struct wr *r, uint64_t vsize,
         r->params = *p;
     r->opts.params = &r->params;
     ct_mem_init(&r->m, NULL, 0, CT_FMT_VHDX, &all);
-    r->m.out_params = r->params; /* the host bounds the shape's file */
+    r->m.out_params = &r->params; /* the host bounds the shape's file */
     r->ops = ct_mem_ops(&r->m);
     r->env = (struct fmt_env){
         .ops = &r->ops, .err = &r->err, .heap = &r->heap, .io = &r->io};
