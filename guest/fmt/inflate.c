@@ -1,6 +1,6 @@
 #include "inflate.h"
 
-#include <zlib.h>
+#include "zmem.h"
 
 /* Each stream allocates only from its own arena: zlib allocates its
  * window lazily, inside inflate(), which may run on the worker vCPU. The
@@ -14,32 +14,15 @@ struct fmt_inflate {
     const char *fmt;
 };
 
-static voidpf z_alloc(voidpf opaque, uInt items, uInt size)
-{
-    struct arena *a = opaque;
-    return arena_alloc(a, (uint64_t)items * size, 16);
-}
-
-static void z_free(voidpf opaque, voidpf p)
-{
-    (void)opaque;
-    (void)p; /* arena memory lives as long as the run */
-}
-
 struct fmt_inflate *fmt_inflate_new(const struct fmt_env *env, int mode,
                                     const char *fmt)
 {
     struct fmt_inflate *z = fmt_alloc(env, sizeof *z, fmt, "inflate state");
-    void *mem = z ? fmt_alloc(env, INFLATE_ARENA, fmt, "inflate state")
-                  : NULL;
-    if (!mem)
+    if (!z || !fmt_zmem_init(&z->zs, &z->mem, env, INFLATE_ARENA, fmt,
+                             "inflate state"))
         return NULL;
-    arena_init(&z->mem, mem, INFLATE_ARENA);
     z->env = env;
     z->fmt = fmt;
-    z->zs.zalloc = z_alloc;
-    z->zs.zfree = z_free;
-    z->zs.opaque = &z->mem;
     if (inflateInit2(&z->zs, mode) != Z_OK) {
         g_fail(env->err, G_ENOMEM, "%s: cannot set up decompression", fmt);
         return NULL;
