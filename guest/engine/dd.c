@@ -55,6 +55,7 @@ int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
     /* qemu-img dd writes in requests of bs bytes; convert's requests are
      * not dd's (the writer decides by its own calls). */
     opts.request_size = cfg->convert ? 0 : cfg->args.bs;
+    opts.sparse_min = cfg->convert ? cfg->sparse_min : 0;
     ret = fmt_writer_open(&env, cfg->out_format, vsize, &opts, &w);
     if (ret != G_OK)
         return ret;

@@ -110,6 +110,11 @@ struct fmt_write_opts {
      * qemu puts a qcow2 refcount block past 2 GiB of file depends on it.
      * 0: no preference. */
     uint64_t request_size;
+    /* convert's -S: runs of zeros at least this long may stay
+     * unallocated; 0 for dd and for a dense convert (-S 0), whose every
+     * byte qemu-img writes (a compressing writer then compresses zeros
+     * too). */
+    uint64_t sparse_min;
     /* The output's shape (convert -o, -c); all zero (or NULL) means
      * qemu-img create's defaults, which is what dd writes. Writers read
      * it through fmt_params(). */

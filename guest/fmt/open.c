@@ -16,7 +16,7 @@ static const struct {
     bool params;
 } drivers[CT_FMT_COUNT] = {
     [CT_FMT_RAW] = {"raw", fmt_raw_open, fmt_raw_writer_open, false},
-    [CT_FMT_QCOW2] = {"qcow2", fmt_qcow2_open, fmt_qcow2_writer_open, false},
+    [CT_FMT_QCOW2] = {"qcow2", fmt_qcow2_open, fmt_qcow2_writer_open, true},
     [CT_FMT_VMDK] = {"vmdk", fmt_vmdk_open, fmt_vmdk_writer_open, false},
     [CT_FMT_VPC] = {"vpc", fmt_vpc_open, fmt_vpc_writer_open, false},
     [CT_FMT_VHDX] = {"vhdx", fmt_vhdx_open, fmt_vhdx_writer_open, false},
