@@ -155,11 +155,11 @@ static int m_begin_output(void *ctx, uint32_t format, uint64_t vsize)
     if (m->begun || format != m->out_format)
         return CT_ESTATE;
     if (!window_compute(vsize, &m->args, &w) ||
-        !output_vsize(format, w.out_size, &m->out_vsize))
+        !output_vsize_p(format, m->out_params, w.out_size, &m->out_vsize))
         return CT_EINVAL;
     m->begun = true;
     m->window_out = w.out_size;
-    m->out_limit = output_bound(format, m->out_vsize);
+    m->out_limit = output_bound_p(format, m->out_params, m->out_vsize);
     m->skip_notice = w.skip_past_end;
     return CT_OK;
 }

@@ -41,7 +41,10 @@ struct ct_mem {
     bool ended;          /* end_output accepted: out_len is the file size */
     uint64_t window_out; /* the window rounded up to 512 */
     uint64_t out_vsize;  /* the output's virtual size */
-    uint64_t out_limit;  /* output_bound() of the format */
+    uint64_t out_limit;  /* output_bound_p() of the format */
+    /* The output's shape (convert -o, -c) the host would bound it by;
+     * NULL: qemu-img create's defaults. */
+    const struct ct_output_params *out_params;
     bool skip_notice;
     unsigned reads, writes, copies; /* copies: copy calls */
     uint64_t bytes_written;   /* by write and copy (allocated zeros too) */

@@ -3,8 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RIG_HEAP (16u << 20)
-#define RIG_IO (16u << 20)
+/* The guest's own sizes: writers of large clusters or blocks need them. */
+#define RIG_HEAP CT_HEAP_SIZE
+#define RIG_IO CT_IO_SIZE
 
 static void run_with(struct rig *r, const uint8_t *in, size_t len,
                      struct window_args a, uint32_t out_format,
@@ -34,6 +35,7 @@ static void run_with(struct rig *r, const uint8_t *in, size_t len,
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, in, len, out_format, &a);
     r->m.no_kernel = no_kernel;
+    r->m.out_params = cfg.write.params;
     struct ct_ops ops = ct_mem_ops(&r->m);
     r->ret = dd_run(&cfg, &ops, &mem, &r->err);
     free(mem.heap);
