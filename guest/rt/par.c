@@ -63,26 +63,40 @@ static void take_items(struct par *p, uint32_t gen, uint32_t n,
     }
 }
 
-void par_run(struct par *p, uint32_t n, par_fn fn, void *ctx)
+void par_start(struct par *p, struct par_batch *b, uint32_t n, par_fn fn,
+               void *ctx)
 {
-    if (n == 0)
-        return;
-    if (!p || p->workers < 2 || n < 2) {
-        for (uint32_t i = 0; i < n; i++)
-            fn(ctx, i, 0);
-        return;
-    }
-    uint32_t gen = (uint32_t)(p->ticket >> 32) + 1;
+    *b = (struct par_batch){.n = n, .fn = fn, .ctx = ctx};
+    if (!p || p->workers < 2 || n < 2)
+        return; /* inline, in par_finish */
+    b->p = p;
+    b->gen = (uint32_t)(p->ticket >> 32) + 1;
     p->fn = fn;
     p->ctx = ctx;
     p->n = n;
     __atomic_store_n(&p->done, 0, __ATOMIC_RELAXED);
-    __atomic_store_n(&p->ticket, (uint64_t)gen << 32, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&p->ticket, (uint64_t)b->gen << 32, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&p->parked, __ATOMIC_SEQ_CST))
         p->wake(p->hctx);
-    take_items(p, gen, n, 0);
-    while (__atomic_load_n(&p->done, __ATOMIC_ACQUIRE) != n)
+}
+
+void par_finish(struct par_batch *b)
+{
+    if (!b->p) {
+        for (uint32_t i = 0; i < b->n; i++)
+            b->fn(b->ctx, i, 0);
+        return;
+    }
+    take_items(b->p, b->gen, b->n, 0);
+    while (__atomic_load_n(&b->p->done, __ATOMIC_ACQUIRE) != b->n)
         cpu_relax();
+}
+
+void par_run(struct par *p, uint32_t n, par_fn fn, void *ctx)
+{
+    struct par_batch b;
+    par_start(p, &b, n, fn, ctx);
+    par_finish(&b);
 }
 
 void par_worker(struct par *p, uint32_t worker)

@@ -45,6 +45,26 @@ void par_init(struct par *p, uint32_t workers, void (*wake)(void *),
  * reentrant: fn must not call it. */
 void par_run(struct par *p, uint32_t n, par_fn fn, void *ctx);
 
+/* A batch started by par_start and not finished yet. */
+struct par_batch {
+    struct par *p; /* NULL: the items run inline in par_finish */
+    uint32_t n, gen;
+    par_fn fn;
+    void *ctx;
+};
+
+/*
+ * par_run in two halves, so the main vCPU can do other work (the host's
+ * I/O) while the worker takes items: par_start hands the batch to the
+ * worker and returns at once; par_finish takes the items still unclaimed
+ * on the main vCPU and returns when all have finished. One batch at a
+ * time: no other par_run or par_start on p until par_finish. Without a
+ * worker every item runs in par_finish.
+ */
+void par_start(struct par *p, struct par_batch *b, uint32_t n, par_fn fn,
+               void *ctx);
+void par_finish(struct par_batch *b);
+
 /* Worker vCPU's loop; never returns. */
 __attribute__((noreturn)) void par_worker(struct par *p, uint32_t worker);
 

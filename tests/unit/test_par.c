@@ -108,3 +108,50 @@ Test(par, worker_runs_items_concurrently)
     }
     cr_expect_gt(par_threads_wakes(), 1ul, "the worker never parked");
 }
+
+/* par_start returns before the items run (the worker takes them while
+ * the caller goes on); par_finish runs what is left and waits: each item
+ * exactly once, batch after batch, and inline without a worker. */
+Test(par, start_then_finish)
+{
+    struct par *p = par_threads();
+    static struct tally t;
+    struct par_batch b;
+    for (uint32_t round = 0; round < 2000; round++) {
+        uint32_t n = 1 + round % ITEMS_MAX;
+        memset(&t, 0, sizeof t);
+        par_start(p, &b, n, count, &t);
+        if (round % 7 == 0) { /* the caller busy for a while */
+            struct timespec ts = {0, 100 * 1000};
+            nanosleep(&ts, NULL);
+        }
+        par_finish(&b);
+        for (uint32_t i = 0; i < n; i++)
+            cr_assert_eq(t.runs[i], 1u, "round %u item %u", round, i);
+        cr_assert_eq(t.by_worker[0] + t.by_worker[1], n);
+    }
+    memset(&t, 0, sizeof t);
+    par_start(NULL, &b, 5, count, &t);
+    cr_expect_eq(t.by_worker[0], 0u, "inline items wait for par_finish");
+    par_finish(&b);
+    cr_expect_eq(t.by_worker[0], 5u);
+}
+
+/* While the caller is away, the worker runs the whole batch. */
+Test(par, worker_takes_a_started_batch_alone)
+{
+    struct par *p = par_threads();
+    static struct tally t;
+    struct par_batch b;
+    memset(&t, 0, sizeof t);
+    par_start(p, &b, 50, count, &t);
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (__atomic_load_n(&t.by_worker[1], __ATOMIC_SEQ_CST) < 50 &&
+             now.tv_sec - t0.tv_sec < 10);
+    par_finish(&b);
+    cr_expect_eq(t.by_worker[1], 50u, "the worker ran %u of 50",
+                 t.by_worker[1]);
+}
