@@ -16,10 +16,11 @@
  *    span gets its first cluster; the file ends rounded up to a sector.
  *
  * Clusters are assembled from the engine's writes and zeros into a batch;
- * a full batch is compressed on every vCPU (guest/rt/par.c: each job
+ * a full batch is handed to the worker vCPU (guest/rt/par.c: each job
  * touches only its own cluster, its output slot and its vCPU's deflate
- * state), then placed in order by the main vCPU. Writes that continue
- * each other in the file are gathered into one.
+ * state) while the main vCPU goes on reading the next one, then helps
+ * finish it and places its clusters in order. Writes that continue each
+ * other in the file are gathered into one.
  */
 #include "qcow2_w.h"
 
@@ -31,6 +32,9 @@
 /* A batch holds about this much input: both vCPUs get many clusters. */
 #define Z_BATCH_BYTES (2u << 20)
 #define Z_BATCH_MAX 64u
+/* Two batches (one filling, one compressing) up to this cluster size;
+ * past it one, so that 2 MiB clusters fit the I/O area. */
+#define Z_DOUBLE_MAX_BITS 19u
 /* Gathered output written in one call, at most. */
 #define Z_STAGE (1u << 20)
 /* qemu's deflate parameters for qcow2 (zlib compression type). */
@@ -42,20 +46,47 @@ struct qcow2_z_job {
     bool zero;    /* all zeros: left unallocated */
 };
 
+struct qcow2_z;
+
+struct qcow2_z_batch {
+    struct qcow2_z *z;
+    uint8_t *in;              /* the clusters */
+    uint8_t *out;             /* one compressed output slot per cluster */
+    struct qcow2_z_job *jobs;
+    uint64_t first;           /* virtual cluster of in[0] */
+    uint32_t n;               /* clusters handed out */
+};
+
 struct qcow2_z {
     struct fmt_deflate *zs[PAR_WORKERS_MAX]; /* one per vCPU */
     const struct fmt_env *env;
     uint64_t cl;
     bool sparse;
     uint32_t batch;           /* clusters a batch holds */
-    uint8_t *in;              /* the batch's clusters */
-    uint8_t *out;             /* one compressed output slot per cluster */
-    struct qcow2_z_job *jobs;
-    uint64_t first;           /* virtual cluster of in[0] */
-    uint64_t fill;            /* bytes of the batch assembled */
+    struct qcow2_z_batch b[2];
+    unsigned nb;              /* batches: 1 or 2 */
+    unsigned cur;             /* the one being filled */
+    uint64_t fill;            /* bytes of it assembled */
+    bool busy;                /* the other one is being compressed */
+    struct par_batch pb;
     uint8_t *stage;           /* output gathered for one write */
     uint64_t stage_off, stage_len;
 };
+
+static int batch_alloc(struct qcow2_z *z, struct qcow2_z_batch *b)
+{
+    const struct fmt_env *env = z->env;
+    b->z = z;
+    b->jobs = fmt_alloc(env, z->batch * sizeof *b->jobs, "qcow2",
+                        "compression queue");
+    b->in = b->jobs ? fmt_io_alloc(env, z->batch * z->cl, "qcow2",
+                                   "clusters to compress")
+                    : NULL;
+    b->out = b->in ? fmt_io_alloc(env, z->batch * z->cl, "qcow2",
+                                  "compressed clusters")
+                   : NULL;
+    return b->out ? G_OK : G_ENOMEM;
+}
 
 int qcow2_z_open(struct qcow2_w *q)
 {
@@ -71,18 +102,12 @@ int qcow2_z_open(struct qcow2_w *q)
     z->cl = q->cl;
     z->sparse = q->w->opts && q->w->opts->sparse_min;
     z->batch = (uint32_t)batch;
-    z->jobs = fmt_alloc(env, batch * sizeof *z->jobs, "qcow2",
-                        "compression queue");
-    z->in = z->jobs ? fmt_io_alloc(env, batch * q->cl, "qcow2",
-                                   "clusters to compress")
-                    : NULL;
-    z->out = z->in ? fmt_io_alloc(env, batch * q->cl, "qcow2",
-                                  "compressed clusters")
-                   : NULL;
-    z->stage = z->out ? fmt_io_alloc(env, Z_STAGE, "qcow2",
-                                     "compressed output")
-                      : NULL;
-    if (!z->stage)
+    z->nb = q->cluster_bits <= Z_DOUBLE_MAX_BITS ? 2 : 1;
+    for (unsigned i = 0; i < z->nb; i++)
+        if (batch_alloc(z, &z->b[i]) != G_OK)
+            return G_ENOMEM;
+    if (!(z->stage = fmt_io_alloc(env, Z_STAGE, "qcow2",
+                                  "compressed output")))
         return G_ENOMEM;
     for (uint32_t i = 0; i < par_workers(env->par); i++)
         if (!(z->zs[i] = fmt_deflate_new(env, Z_WINDOW_BITS, Z_MEM_LEVEL,
@@ -140,22 +165,23 @@ static bool all_zero(const uint8_t *p, uint64_t n)
 /* One cluster, on whichever vCPU claims it. */
 static void job_run(void *ctx, uint32_t item, uint32_t worker)
 {
-    struct qcow2_z *z = ctx;
-    const uint8_t *src = z->in + item * z->cl;
-    struct qcow2_z_job *j = &z->jobs[item];
+    struct qcow2_z_batch *b = ctx;
+    struct qcow2_z *z = b->z;
+    const uint8_t *src = b->in + item * z->cl;
+    struct qcow2_z_job *j = &b->jobs[item];
 
     j->zero = z->sparse && all_zero(src, z->cl);
     j->len = j->zero ? 0
                      : fmt_deflate_try(z->zs[worker], src, z->cl,
-                                       z->out + item * z->cl, z->cl - 1);
+                                       b->out + item * z->cl, z->cl - 1);
 }
 
-/* Virtual cluster c with its compressed job j (slot i of the batch). */
-static int place(struct qcow2_w *q, uint64_t c, uint32_t i,
-                 const struct qcow2_z_job *j)
+/* Virtual cluster b->first + i with its compressed job. */
+static int place(struct qcow2_w *q, const struct qcow2_z_batch *b,
+                 uint32_t i)
 {
-    struct qcow2_z *z = q->z;
-    uint64_t t = c / q->l2e, off, host;
+    const struct qcow2_z_job *j = &b->jobs[i];
+    uint64_t c = b->first + i, t = c / q->l2e, off, host;
     int ret;
 
     if (j->zero)
@@ -167,7 +193,7 @@ static int place(struct qcow2_w *q, uint64_t c, uint32_t i,
         if ((ret = qcow2_alloc_clusters(&q->a, q->cl, &host)) != G_OK)
             return ret;
         qcow2_w_set(q, c, host * q->cl | QCOW2_FLAG_COPIED);
-        return stage(q, host * q->cl, z->in + i * q->cl, q->cl);
+        return stage(q, host * q->cl, b->in + i * q->cl, q->cl);
     }
     if ((ret = qcow2_alloc_bytes(&q->a, j->len, &off)) != G_OK)
         return ret;
@@ -177,27 +203,54 @@ static int place(struct qcow2_w *q, uint64_t c, uint32_t i,
     qcow2_w_set(q, c,
                 QCOW2_FLAG_COMPRESSED |
                     sectors << (62 - (q->cluster_bits - 8)) | off);
-    return stage(q, off, z->out + i * q->cl, j->len);
+    return stage(q, off, b->out + i * q->cl, j->len);
 }
 
-/* Compresses the batch's whole clusters and places them in order. */
-static int flush_batch(struct qcow2_w *q)
+static int place_all(struct qcow2_w *q, const struct qcow2_z_batch *b)
+{
+    int ret;
+    for (uint32_t i = 0; i < b->n; i++)
+        if ((ret = place(q, b, i)) != G_OK)
+            return ret;
+    return G_OK;
+}
+
+/*
+ * The batch being filled is complete (or the last): the one before is
+ * finished (the main vCPU helping), this one handed to the worker, and
+ * the one before placed while the worker compresses. With one batch it
+ * is compressed and placed at once.
+ */
+static int rotate(struct qcow2_w *q)
 {
     struct qcow2_z *z = q->z;
-    uint32_t n = (uint32_t)(z->fill / q->cl);
+    struct qcow2_z_batch *b = &z->b[z->cur], *prev = &z->b[!z->cur];
+    bool placing = z->busy;
     int ret;
 
-    par_run(z->env->par, n, job_run, z);
-    for (uint32_t i = 0; i < n; i++)
-        if ((ret = place(q, z->first + i, i, &z->jobs[i])) != G_OK)
-            return ret;
-    z->first += n;
+    if (z->busy)
+        par_finish(&z->pb);
+    b->n = (uint32_t)(z->fill / q->cl);
+    par_start(z->env->par, &z->pb, b->n, job_run, b);
+    z->busy = true;
     z->fill = 0;
+    if (z->nb == 1) {
+        par_finish(&z->pb);
+        z->busy = false;
+        ret = place_all(q, b);
+        b->first += b->n;
+        return ret;
+    }
+    /* The one before is placed, then filled next. */
+    if (placing && (ret = place_all(q, prev)) != G_OK)
+        return ret;
+    prev->first = b->first + b->n;
+    z->cur = !z->cur;
     return G_OK;
 }
 
 /* [off, off + len) of the virtual disk, from src (NULL: zeros), into the
- * batch; full batches go out. */
+ * batch being filled; full batches go out. */
 static int feed(struct qcow2_w *q, uint64_t off, const uint8_t *src,
                 uint64_t len)
 {
@@ -206,18 +259,19 @@ static int feed(struct qcow2_w *q, uint64_t off, const uint8_t *src,
     int ret;
 
     while (len) {
-        uint64_t at = off - z->first * q->cl;
+        struct qcow2_z_batch *b = &z->b[z->cur];
+        uint64_t at = off - b->first * q->cl;
         uint64_t n = cap - at < len ? cap - at : len;
         if (src) {
-            memcpy(z->in + at, src, n);
+            memcpy(b->in + at, src, n);
             src += n;
         } else {
-            memset(z->in + at, 0, n);
+            memset(b->in + at, 0, n);
         }
         z->fill = at + n;
         off += n;
         len -= n;
-        if (z->fill == cap && (ret = flush_batch(q)) != G_OK)
+        if (z->fill == cap && (ret = rotate(q)) != G_OK)
             return ret;
     }
     return G_OK;
@@ -234,15 +288,22 @@ int qcow2_z_zero(struct qcow2_w *q, uint64_t off, uint64_t len)
     return feed(q, off, NULL, len);
 }
 
-/* The last cluster padded with zeros, the last batch, the last write. */
+/* The last cluster padded with zeros, the last batches, the last write. */
 int qcow2_z_finish(struct qcow2_w *q)
 {
     struct qcow2_z *z = q->z;
-    uint64_t end = q->clusters * q->cl, pos = z->first * q->cl + z->fill;
+    const struct qcow2_z_batch *b = &z->b[z->cur];
+    uint64_t end = q->clusters * q->cl, pos = b->first * q->cl + z->fill;
     int ret;
 
     if ((pos < end && (ret = feed(q, pos, NULL, end - pos)) != G_OK) ||
-        (z->fill && (ret = flush_batch(q)) != G_OK))
+        (z->fill && (ret = rotate(q)) != G_OK))
         return ret;
+    if (z->busy) {
+        par_finish(&z->pb);
+        z->busy = false;
+        if ((ret = place_all(q, &z->b[!z->cur])) != G_OK)
+            return ret;
+    }
     return stage_flush(q);
 }
