@@ -56,6 +56,13 @@ struct qcow2_w {
      * until its end is known (a zero run, or its 2 MiB buffer's end) */
     uint8_t *pend;
     uint64_t pend_start, pend_len;
+    /* ... and the zero run the engine left out after it, not yet known
+     * to be qemu's (z_end 0: none): qemu-img rounds the zero runs it
+     * skips to `align` bytes, writing their ends as data. */
+    uint64_t sparse_min, align;
+    uint64_t wr_end;          /* end of the last write */
+    uint64_t z_start, z_end;
+    bool z_after_data;
 
     struct qcow2_z *z;    /* -c: compressed clusters */
 };

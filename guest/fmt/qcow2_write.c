@@ -371,10 +371,10 @@ static int flush_pending(struct qcow2_w *q)
  * convert -S N: qemu-img convert writes each run of data (zero runs
  * shorter than N included) of its 2 MiB buffer in one request, whose
  * clusters it allocates in one go. The run is held until it ends: at a
- * zero run the engine leaves out, at a write that does not continue it,
- * or at the buffer's end.
+ * zero run qemu leaves out, at a write that does not continue it, or at
+ * the buffer's end. src NULL: zeros.
  */
-static int hold(struct qcow2_w *q, uint64_t off, const uint8_t *buf,
+static int hold(struct qcow2_w *q, uint64_t off, const uint8_t *src,
                 uint64_t len)
 {
     int ret;
@@ -387,10 +387,14 @@ static int hold(struct qcow2_w *q, uint64_t off, const uint8_t *buf,
         uint64_t n = min64(len, end - off);
         if (!q->pend_len)
             q->pend_start = off;
-        memcpy(q->pend + q->pend_len, buf, n);
+        if (src) {
+            memcpy(q->pend + q->pend_len, src, n);
+            src += n;
+        } else {
+            memset(q->pend + q->pend_len, 0, n);
+        }
         q->pend_len += n;
         off += n;
-        buf += n;
         len -= n;
         if (off == end && (ret = flush_pending(q)) != G_OK)
             return ret;
@@ -398,18 +402,51 @@ static int hold(struct qcow2_w *q, uint64_t off, const uint8_t *buf,
     return G_OK;
 }
 
+/*
+ * The zero run [z_start, z_end) as qemu-img convert treats it, now that
+ * what follows is known (`next`: the offset of the next write, or
+ * QCOW2_W_NONE): the data before it runs on to the next `align` bytes,
+ * the data after it starts at the `align` bytes before (where the run
+ * touches data), and what is left between is skipped only if it is at
+ * least -S long, or the run met a hole or an end of the disk (the engine
+ * hands a zero run shorter than -S only then); otherwise the whole run is
+ * data of one request. The engine leaves out whole runs: below 4 KiB
+ * clusters this decides which all-zero clusters qemu allocates.
+ */
+static int resolve_zeros(struct qcow2_w *q, uint64_t next)
+{
+    uint64_t a = q->z_start, b = q->z_end, A = q->align;
+    uint64_t head = q->z_after_data ? min64(div_up(a, A) * A, b) : a;
+    uint64_t tail = next == b ? b / A * A : b;
+    int ret;
+
+    q->z_end = 0;
+    if (tail < head)
+        tail = head;
+    if (q->z_after_data && next == b && b - a >= q->sparse_min &&
+        tail - head < q->sparse_min)
+        return hold(q, a, NULL, b - a);
+    if ((head > a && (ret = hold(q, a, NULL, head - a)) != G_OK) ||
+        (ret = flush_pending(q)) != G_OK)
+        return ret;
+    return tail < b ? hold(q, tail, NULL, b - tail) : G_OK;
+}
+
 static int q2_write(struct fmt_writer *w, uint64_t off, const void *buf,
                     uint64_t len)
 {
     struct qcow2_w *q = state(w);
+    int ret;
 
     if (q->z)
         return qcow2_z_write(q, off, buf, len);
-    if (q->pend)
-        return hold(q, off, buf, len);
-    return put(q, off, buf, len);
+    if (!q->pend)
+        return put(q, off, buf, len);
+    if (q->z_end && (ret = resolve_zeros(q, off)) != G_OK)
+        return ret;
+    q->wr_end = off + len;
+    return hold(q, off, buf, len);
 }
-
 /* [off, off + len) taken as written: the engine puts the bytes at the
  * host run this returns (a host copy). Clusters are placed as write()
  * would place them. */
@@ -431,11 +468,16 @@ static int q2_place(struct fmt_writer *w, uint64_t off, uint64_t len,
 static int q2_zero(struct fmt_writer *w, uint64_t off, uint64_t len)
 {
     struct qcow2_w *q = state(w);
-    (void)off;
-    (void)len;
     if (q->z)
         return qcow2_z_zero(q, off, len);
-    return flush_pending(q);
+    if (!q->pend)
+        return G_OK;
+    if (q->z_end != off) { /* a new run (else it goes on) */
+        q->z_start = off;
+        q->z_after_data = off && q->wr_end == off;
+    }
+    q->z_end = off + len;
+    return G_OK;
 }
 
 /* --- header and finish ------------------------------------------------------- */
@@ -487,6 +529,7 @@ static int q2_finish(struct fmt_writer *w, uint64_t *file_size)
     int ret;
 
     if ((q->z && (ret = qcow2_z_finish(q)) != G_OK) ||
+        (q->z_end && (ret = resolve_zeros(q, QCOW2_W_NONE)) != G_OK) ||
         (ret = flush_pending(q)) != G_OK || (ret = flush_l2(q)) != G_OK ||
         (ret = flush_l1(q)) != G_OK || (ret = flush_rb(q, 0)) != G_OK ||
         (ret = flush_rb(q, 1)) != G_OK ||
@@ -563,12 +606,17 @@ int fmt_qcow2_writer_open(struct fmt_writer *w)
                                       "refcount block")) ||
         !(q->scratch = fmt_io_alloc(w->env, cl, "qcow2", "refcount table")))
         return G_ENOMEM;
-    /* convert -S N holds a request until its end is known. */
+    /* convert -S N holds a request until its end is known. qemu rounds
+     * the zero runs it skips to the largest power of two not above N. */
     if (!req && !(p->flags & CT_OUT_COMPRESS) && w->opts &&
-        w->opts->sparse_min &&
-        !(q->pend = fmt_io_alloc(w->env, CONVERT_REQUEST, "qcow2",
-                                 "request")))
-        return G_ENOMEM;
+        w->opts->sparse_min) {
+        if (!(q->pend = fmt_io_alloc(w->env, CONVERT_REQUEST, "qcow2",
+                                     "request")))
+            return G_ENOMEM;
+        q->sparse_min = w->opts->sparse_min;
+        for (q->align = 512; q->align * 2 <= q->sparse_min;)
+            q->align *= 2;
+    }
     q->w = w;
     q->cluster_bits = cb;
     q->cl = cl;

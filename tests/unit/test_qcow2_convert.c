@@ -318,6 +318,49 @@ Test(qcow2_convert, zeros_stay_unallocated_for_every_cluster_size)
     free(in);
 }
 
+/*
+ * qemu-img convert rounds the zero runs it skips to 4 KiB (-S 4k): a data
+ * MiB that starts with 1536 zero bytes after a zero MiB is written from
+ * its first byte, so at 512-byte clusters its first three (all-zero)
+ * clusters are allocated. Input: 8 MiB, every 4th MiB from the second
+ * zero, the others one byte value with 1536 zeros every 8 KiB, then 3000
+ * zeros; measured sizes and CRC-32, and the L2 entry at 2 MiB.
+ */
+Test(qcow2_convert, zero_runs_rounded_as_qemu)
+{
+    static const struct {
+        unsigned bits;
+        uint64_t size, at_2mib;
+        uint32_t crc;
+    } want[] = {{9, 6418432, 0x106200, 0x5d7085ae},
+                {10, 6356992, 0x103c00, 0x93faa980},
+                {12, 6324224, 0x106000, 0x20c405ff}};
+    size_t len = 8 * MiB + 3000;
+    uint8_t *in = calloc(1, len);
+    for (size_t i = 0; i < 8; i++) {
+        if (i % 4 == 1)
+            continue;
+        memset(in + i * MiB, (int)((i * 7) % 255 + 1), MiB);
+        for (size_t k = 0; k < MiB; k += 8192)
+            memset(in + i * MiB + k, 0, 1536);
+    }
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        struct rig r;
+        uint64_t cl = 1ull << want[i].bits, l2e = cl / 8, c = 2 * MiB / cl;
+        convert(&r, in, len, want[i].bits, 3, false, 4096);
+        uint64_t t = u64(&r, u64(&r, 40) + 8 * (c / l2e)) & QCOW2_OFFSET_MASK;
+        cr_expect_eq(u64(&r, t + 8 * (c % l2e)), want[i].at_2mib | COPIED,
+                     "cluster_bits %u", want[i].bits);
+        cr_expect_eq(r.m.out_len, want[i].size, "cluster_bits %u",
+                     want[i].bits);
+        cr_expect_eq((uint32_t)crc32(0, r.m.out, (uInt)r.m.out_len),
+                     want[i].crc, "cluster_bits %u", want[i].bits);
+        reads_back(&r, in, len);
+        rig_free(&r);
+    }
+    free(in);
+}
+
 /* --- refusals ----------------------------------------------------------------- */
 
 static void refused(struct ct_output_params p, const char *what)
