@@ -26,6 +26,8 @@ struct qcow2_w {
     uint64_t l1_host;     /* first host cluster of the L1 table */
     uint32_t version;     /* 2 or 3 */
     uint64_t req;         /* dd's request size; 0: convert */
+    uint64_t cap;         /* refcount table entries held */
+    bool started;         /* the model is set up (first call) */
 
     /* The L2 table being filled: table `table` at l2_host; virtual
      * clusters below `next` were reached by some allocation, and the

@@ -341,6 +341,20 @@ static int map(struct qcow2_w *q, uint64_t off, uint64_t len, uint64_t *host,
     return G_OK;
 }
 
+/* The file as qemu-img create leaves it, on the first call: the L1
+ * table's allocation may already write refcount blocks, which only
+ * begin_output allows (it comes after open). */
+static int start(struct qcow2_w *q)
+{
+    if (q->started)
+        return G_OK;
+    q->started = true;
+    const struct qcow2_alloc_sink sink = {q, on_block, on_counts,
+                                          on_table_moved};
+    return qcow2_alloc_init(&q->a, q->cluster_bits, q->entries, q->cap,
+                            q->tables, &sink, q->w->env->err, &q->l1_host);
+}
+
 /* Bytes [off, off + len) of buf to their clusters, allocated as qemu's
  * request would allocate them. */
 static int put(struct qcow2_w *q, uint64_t off, const uint8_t *buf,
@@ -438,6 +452,8 @@ static int q2_write(struct fmt_writer *w, uint64_t off, const void *buf,
     struct qcow2_w *q = state(w);
     int ret;
 
+    if ((ret = start(q)) != G_OK)
+        return ret;
     if (q->z)
         return qcow2_z_write(q, off, buf, len);
     if (!q->pend)
@@ -456,6 +472,8 @@ static int q2_place(struct fmt_writer *w, uint64_t off, uint64_t len,
     struct qcow2_w *q = state(w);
     int ret;
 
+    if ((ret = start(q)) != G_OK)
+        return ret;
     if ((ret = map(q, off, len, file_off, n)) == G_OK &&
         *file_off + *n > q->written)
         q->written = *file_off + *n;
@@ -468,6 +486,9 @@ static int q2_place(struct fmt_writer *w, uint64_t off, uint64_t len,
 static int q2_zero(struct fmt_writer *w, uint64_t off, uint64_t len)
 {
     struct qcow2_w *q = state(w);
+    int ret;
+    if ((ret = start(q)) != G_OK)
+        return ret;
     if (q->z)
         return qcow2_z_zero(q, off, len);
     if (!q->pend)
@@ -528,7 +549,8 @@ static int q2_finish(struct fmt_writer *w, uint64_t *file_size)
     struct qcow2_w *q = state(w);
     int ret;
 
-    if ((q->z && (ret = qcow2_z_finish(q)) != G_OK) ||
+    if ((ret = start(q)) != G_OK ||
+        (q->z && (ret = qcow2_z_finish(q)) != G_OK) ||
         (q->z_end && (ret = resolve_zeros(q, QCOW2_W_NONE)) != G_OK) ||
         (ret = flush_pending(q)) != G_OK || (ret = flush_l2(q)) != G_OK ||
         (ret = flush_l1(q)) != G_OK || (ret = flush_rb(q, 0)) != G_OK ||
@@ -626,11 +648,7 @@ int fmt_qcow2_writer_open(struct fmt_writer *w)
     q->version = p->version ? p->version : 3;
     q->req = req;
     q->table = q->rb[0].range = q->rb[1].range = q->rb_hi = QCOW2_W_NONE;
-    const struct qcow2_alloc_sink sink = {q, on_block, on_counts,
-                                          on_table_moved};
-    if ((ret = qcow2_alloc_init(&q->a, cb, q->entries, cap, tables, &sink,
-                                w->env->err, &q->l1_host)) != G_OK)
-        return ret;
+    q->cap = cap;
     w->priv = q;
     w->write = q2_write;
     w->zero = q2_zero;

@@ -361,6 +361,25 @@ Test(qcow2_convert, zero_runs_rounded_as_qemu)
     free(in);
 }
 
+/* An L1 table that reaches past refcount block 0 (600 MiB of zeros at
+ * 512-byte clusters: 300 clusters of L1) makes block 1 when qemu-img
+ * create allocates it; instar makes it only after begin_output (the host
+ * stops a guest that writes before). Measured: block 1 at cluster 303,
+ * 155648 bytes. */
+Test(qcow2_convert, l1_table_past_block_0)
+{
+    size_t len = 600 * MiB;
+    uint8_t *in = calloc(1, len);
+    struct rig r;
+    convert(&r, in, len, 9, 3, false, 4096);
+    cr_expect_eq(r.m.out_len, 155648u);
+    cr_expect_eq(u64(&r, 512 + 8), 303 * 512u, "refcount block 1");
+    cr_expect_eq((uint32_t)crc32(0, r.m.out, (uInt)r.m.out_len),
+                 0x9094759fu);
+    rig_free(&r);
+    free(in);
+}
+
 /* --- refusals ----------------------------------------------------------------- */
 
 static void refused(struct ct_output_params p, const char *what)
