@@ -283,9 +283,28 @@ int qcow2_z_write(struct qcow2_w *q, uint64_t off, const void *buf,
     return feed(q, off, buf, len);
 }
 
+/* Zeros. Whole clusters of them stay unallocated with -S N: they are
+ * skipped, not compressed (a large hole costs nothing); the batch being
+ * filled goes out short if they interrupt it. */
 int qcow2_z_zero(struct qcow2_w *q, uint64_t off, uint64_t len)
 {
-    return feed(q, off, NULL, len);
+    struct qcow2_z *z = q->z;
+    uint64_t head = (q->cl - off % q->cl) % q->cl, whole;
+    int ret;
+
+    if (!z->sparse || len - (head < len ? head : len) < q->cl)
+        return feed(q, off, NULL, len);
+    if (head && (ret = feed(q, off, NULL, head)) != G_OK)
+        return ret;
+    off += head;
+    len -= head;
+    whole = len / q->cl;
+    if (z->fill && (ret = rotate(q)) != G_OK)
+        return ret;
+    z->b[z->cur].first += whole;
+    off += whole * q->cl;
+    len -= whole * q->cl;
+    return len ? feed(q, off, NULL, len) : G_OK;
 }
 
 /* The last cluster padded with zeros, the last batches, the last write. */
