@@ -133,6 +133,18 @@ static bool holes_room(const struct qcow2_alloc *a)
     return a->nholes + 3 <= QCOW2_A_HOLES;
 }
 
+/* Every allocation starts with room for what it may split or add (a few
+ * ranges: holes come from table growths, two each). */
+static int check_holes(struct qcow2_alloc *a)
+{
+    if (a->nholes + 8 <= QCOW2_A_HOLES)
+        return G_OK;
+    return g_fail(a->err, G_ERANGE,
+                  "qcow2: more than %u free ranges in the output (refcount "
+                  "table grown too often)",
+                  QCOW2_A_HOLES - 8);
+}
+
 static void mark_used(struct qcow2_alloc *a, uint64_t s, uint64_t n)
 {
     uint64_t e = s + n;
@@ -300,6 +312,8 @@ int qcow2_alloc_clusters(struct qcow2_alloc *a, uint64_t bytes,
     uint64_t n = div_up(bytes, a->cluster), s;
     int ret;
 
+    if ((ret = check_holes(a)) != G_OK)
+        return ret;
     do {
         s = search(a, n);
         ret = need_blocks(a, s, n);
@@ -317,6 +331,8 @@ int qcow2_alloc_at(struct qcow2_alloc *a, uint64_t host, uint64_t n,
     uint64_t k;
     int ret;
 
+    if ((ret = check_holes(a)) != G_OK)
+        return ret;
     do {
         for (k = 0; k < n && !used(a, host + k); k++)
             ;
@@ -337,6 +353,8 @@ int qcow2_alloc_bytes(struct qcow2_alloc *a, uint64_t size,
     uint64_t off = a->free_byte, room;
     int ret;
 
+    if ((ret = check_holes(a)) != G_OK)
+        return ret;
     /* A cluster whose refcount is at its maximum takes no more. */
     if (off && a->byte_count == QCOW2_A_REFCOUNT_MAX)
         off = 0;
