@@ -30,7 +30,7 @@
 #include "../rt/rt.h"
 
 /* A batch holds about this much input: both vCPUs get many clusters. */
-#define Z_BATCH_BYTES (2u << 20)
+#define Z_BATCH_BYTES (4u << 20)
 #define Z_BATCH_MAX 64u
 /* Two batches (one filling, one compressing) up to this cluster size;
  * past it one, so that 2 MiB clusters fit the I/O area. */
