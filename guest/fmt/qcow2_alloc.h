@@ -33,14 +33,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-/* Free ranges below the top the model tracks: table growths free the old
- * table and may skip a gap, two per growth, and a growth at least
- * multiplies the table by 1.5. */
+/* Free ranges below the top the model tracks: each table growth frees
+ * the old table and may skip a gap, and a growth multiplies the table by
+ * 1.5 at least, so a 1 MiB table is reached in a few dozen. */
 #define QCOW2_A_HOLES 128u
 /* The largest refcount count (16-bit refcounts). */
 #define QCOW2_A_REFCOUNT_MAX 0xffffu
 
-/* Results besides G_OK: the model's own "search again" never escapes. */
+struct g_error;
+
+/* Each hook returns G_OK or an error, which the allocation then returns
+ * (the model's own "search again" never reaches a caller). */
 struct qcow2_alloc_sink {
     void *ctx;
     /* A new refcount block for table entry `index` at host cluster `host`
@@ -106,13 +109,6 @@ int qcow2_alloc_at(struct qcow2_alloc *a, uint64_t host, uint64_t n,
  * *offset is its byte offset in the file. */
 int qcow2_alloc_bytes(struct qcow2_alloc *a, uint64_t size,
                       uint64_t *offset);
-
-/* Refcount blocks of the one-cluster table qemu creates cover this many
- * bytes of file at 64 KiB clusters and more: 16 TiB and up. */
-static inline uint64_t qcow2_alloc_table_span(unsigned cluster_bits)
-{
-    return (1ull << (cluster_bits - 3)) << (2 * cluster_bits - 1);
-}
 
 /* Refcount blocks a dense 64 KiB-cluster output (every one of `clusters`
  * virtual clusters allocated, no table growth) needs besides block 0,
