@@ -28,15 +28,9 @@ static inline uint64_t output_div_up(uint64_t a, uint64_t b)
     return a / b + (a % b != 0);
 }
 
-/* ---- qcow2 (64 KiB clusters, 16-bit refcounts) --------------------------- */
+/* ---- qcow2 (64 KiB clusters by default, 16-bit refcounts) ----------------- */
 #define OUTPUT_QCOW2_CLUSTER_BITS 16u
 #define OUTPUT_QCOW2_CLUSTER (1ull << OUTPUT_QCOW2_CLUSTER_BITS)
-/* One L2 table maps cluster/8 clusters: 512 MiB. */
-#define OUTPUT_QCOW2_L2_SPAN (OUTPUT_QCOW2_CLUSTER * (OUTPUT_QCOW2_CLUSTER / 8))
-/* One refcount block counts cluster/2 clusters: 2 GiB of file. */
-#define OUTPUT_QCOW2_REFBLOCK_CLUSTERS (OUTPUT_QCOW2_CLUSTER / 2)
-/* qemu's largest virtual size for 64 KiB clusters: a 32 MiB L1 table. */
-#define OUTPUT_QCOW2_MAX_VSIZE ((32ull << 20) / 8 * OUTPUT_QCOW2_L2_SPAN)
 
 /* ---- vmdk (monolithicSparse, 64 KiB grains, 512-entry grain tables) ------- */
 #define OUTPUT_VMDK_GRAIN_SECTORS 128u
@@ -153,6 +147,70 @@ static inline uint64_t output_qcow2_cluster(const struct ct_output_params *p)
                                 : OUTPUT_QCOW2_CLUSTER;
 }
 
+/*
+ * qemu's refcount blocks for a file of `used` clusters of `cluster` bytes
+ * with 16-bit refcounts, counting the blocks and the table themselves:
+ * the fixed point where no more of either is needed. With `generous`
+ * (a growing table) room for half the table again is added first.
+ */
+static inline uint64_t output_qcow2_meta_blocks(uint64_t used,
+                                                uint64_t cluster,
+                                                bool generous)
+{
+    const uint64_t per_table = cluster / 8, per_block = cluster / 2;
+    uint64_t blocks = 0, table = 0, n = 0, last;
+    do {
+        last = n;
+        blocks = output_div_up(used + table + blocks, per_block);
+        table = output_div_up(blocks, per_table);
+        n = used + blocks + table;
+        if (n == last && generous) {
+            used += output_div_up(table, 2);
+            generous = false;
+            n = 0;
+        }
+    } while (n != last);
+    return blocks;
+}
+
+/*
+ * The largest qcow2 file for vsize bytes with parameters p, every cluster
+ * allocated: header, refcount table and block 0, L1, L2s and data; one
+ * refcount block per cluster/2 clusters of file (each counting itself),
+ * with one to spare; and for each time the refcount table fills (as qemu
+ * grows it: small clusters), a skipped range, the new table and the
+ * blocks placed with it. Compressed clusters are never larger than plain
+ * ones (one that does not shrink is stored plain, and packing takes at
+ * most one new cluster per compressed cluster), so one bound serves.
+ */
+static inline uint64_t output_qcow2_bound(const struct ct_output_params *p,
+                                          uint64_t vsize)
+{
+    const uint64_t c = output_qcow2_cluster(p), rb = c / 2, per = c / 8;
+    uint64_t data = output_div_up(vsize, c);
+    uint64_t l2 = output_div_up(data, per);
+    uint64_t l1 = output_div_up(8 * l2, c);
+    uint64_t base = 3 + l1 + l2 + data, grown = 0, f = 0, prev;
+
+    do {
+        prev = f;
+        f = base + grown + output_div_up(base + grown, rb - 1) + 1;
+        grown = 0;
+        /* Table s entries long: full once the file passes s ranges. The
+         * new one is sized from where its area starts (at most two
+         * ranges on). */
+        for (uint64_t s = per; s * rb < f;) {
+            uint64_t start = (s + 2) * rb;
+            uint64_t total = output_qcow2_meta_blocks(start, c, true);
+            uint64_t ns = output_div_up(total + output_div_up(total, 2),
+                                        per) * per;
+            grown += rb + ns / per + (total - s);
+            s = ns;
+        }
+    } while (f != prev);
+    return c * f;
+}
+
 /* zlib's compressBound(): the most deflate may produce for n bytes. */
 static inline uint64_t output_deflate_bound(uint64_t n)
 {
@@ -220,20 +278,8 @@ static inline uint64_t output_bound_p(uint32_t format,
     switch (format) {
     case CT_FMT_RAW:
         return vsize;
-    case CT_FMT_QCOW2: {
-        /* Compressed clusters are never larger than plain ones (a cluster
-         * that does not shrink is stored plain), so one bound serves. */
-        const uint64_t c = output_qcow2_cluster(p);
-        uint64_t data = output_div_up(vsize, c);
-        uint64_t l2 = output_div_up(vsize, c * (c / 8));
-        uint64_t l1 = output_div_up(8 * l2, c);
-        /* header, refcount table, refcount block 0, L1, L2s, data, then
-         * one more refcount block per c/2 clusters of file (each counting
-         * itself), with one to spare. */
-        uint64_t base = 3 + l1 + l2 + data;
-        uint64_t refblocks = output_div_up(base, c / 2 - 1) + 1;
-        return c * (base + refblocks);
-    }
+    case CT_FMT_QCOW2:
+        return output_qcow2_bound(p, vsize);
     case CT_FMT_VMDK: {
         struct output_vmdk_layout l = output_vmdk_layout(vsize);
         const uint64_t grain = 512ull * OUTPUT_VMDK_GRAIN_SECTORS;

@@ -25,7 +25,7 @@
 #define COPIED (1ull << 63)
 #define L2E 8192ull
 #define SPAN (L2E * CL)
-#define ARENA (1u << 20)
+#define ARENA (4u << 20)
 /* Every 512-byte sector of test data starts with its virtual offset
  * (big-endian) or'ed with this, so data found in the file names itself. */
 #define TAG (1ull << 62)
@@ -168,6 +168,8 @@ static int h_open(struct h *h, uint64_t vsize, uint64_t req, bool big)
     h->env = (struct fmt_env){
         .ops = &h->ops, .err = &h->err, .heap = &h->heap, .io = &h->io};
     h->opts.request_size = req;
+    /* No request size: convert with qemu-img's default -S 4k. */
+    h->opts.sparse_min = req ? 0 : 4096;
     return fmt_writer_open(&h->env, CT_FMT_QCOW2, vsize, &h->opts, &h->w);
 }
 
@@ -620,48 +622,90 @@ Test(qcow2_write, refcount_block_boundary)
     }
 }
 
-/* The same through the model alone: where every data cluster of table 3
- * lands around the block, for the cases that differ. */
-static void plan(uint64_t vsize, uint64_t req, uint64_t *host, uint64_t n,
-                 uint64_t *rb1)
+/* The same at the level of single clusters: where every data cluster of
+ * table 3 lands around the block, for the cases that differ. */
+static void plan(uint64_t req, uint64_t c, uint64_t *before, uint64_t *at,
+                 uint64_t *last, uint64_t *rb1)
 {
-    struct qcow2_alloc a;
-    struct qcow2_step s;
-    uint64_t clusters = div_up(vsize, CL);
-    qcow2_alloc_init(&a, clusters, 1, req);
-    *rb1 = 0;
-    while (a.next < clusters) {
-        cr_assert(qcow2_alloc_step(&a, a.next, 0, 0, &s));
-        for (unsigned k = 0; k < s.nrb; k++)
-            if (s.rb[k].index == 1)
-                *rb1 = s.rb[k].host * CL;
-        for (uint64_t i = 0; i < s.n && s.first + i < n; i++)
-            host[s.first + i] = qcow2_step_host(&s, i) * CL;
-    }
+    struct h h;
+    uint64_t l2s[5];
+    h_dense(&h, 2100 * MiB, req, true);
+    check_dense(&h, l2s);
+    const uint8_t *t3 = h_cluster(&h, l2s[3]);
+    *before = get_be64(t3 + 8 * (c - 1 - 3 * L2E)) & ~COPIED;
+    *at = get_be64(t3 + 8 * (c - 3 * L2E)) & ~COPIED;
+    *last = get_be64(t3 + 8 * (L2E - 1)) & ~COPIED;
+    *rb1 = h_u64(&h, 0x10008);
+    h_free(&h);
 }
 
-Test(qcow2_write, model_runs_around_the_block)
+Test(qcow2_write, runs_around_the_block)
 {
-    uint64_t n = 4 * L2E, *host = calloc(n, sizeof *host), rb1;
     /* Virtual cluster 4 * 8192 - 8 would sit at 2 GiB without the block. */
-    uint64_t c = n - 8;
+    uint64_t c = 4 * L2E - 8, before, at, last, rb1;
 
-    plan(2100 * MiB, MiB, host, n, &rb1);
-    cr_expect_eq(host[c], 0x80000000u);
-    cr_expect_eq(host[n - 1], 0x80070000u);
+    plan(MiB, c, &before, &at, &last, &rb1);
+    cr_expect_eq(at, 0x80000000u);
+    cr_expect_eq(last, 0x80070000u);
     cr_expect_eq(rb1, 0x80080000u);
 
-    plan(2100 * MiB, 4 * MiB + 512, host, n, &rb1);
+    plan(4 * MiB + 512, c, &before, &at, &last, &rb1);
     cr_expect_eq(rb1, 0x80000000u);
-    cr_expect_eq(host[c - 1], 0x7fff0000u);
-    cr_expect_eq(host[c], 0x80010000u);
-    cr_expect_eq(host[n - 1], 0x80080000u);
+    cr_expect_eq(before, 0x7fff0000u);
+    cr_expect_eq(at, 0x80010000u);
+    cr_expect_eq(last, 0x80080000u);
 
-    plan(2100 * MiB, 512, host, n, &rb1);
-    cr_expect_eq(host[c], 0x80000000u);
-    cr_expect_eq(host[c + 1], 0x80020000u);
+    plan(64 * KiB, c, &before, &at, &last, &rb1);
+    cr_expect_eq(at, 0x80000000u);
+    cr_expect_eq(before + CL, 0x80000000u);
     cr_expect_eq(rb1, 0x80010000u);
-    free(host);
+}
+
+/* --- the allocator model alone ------------------------------------------- */
+
+struct msink {
+    uint64_t blocks, last_block_index, last_block;
+    uint64_t moves;
+};
+
+static int m_block(void *ctx, uint64_t index, uint64_t host)
+{
+    struct msink *m = ctx;
+    m->blocks++;
+    m->last_block_index = index;
+    m->last_block = host;
+    return G_OK;
+}
+
+static int m_counts(void *ctx, uint64_t c, uint64_t n, uint64_t v)
+{
+    (void)ctx, (void)c, (void)n, (void)v;
+    return G_OK;
+}
+
+static int m_moved(void *ctx, uint64_t host, uint64_t n)
+{
+    struct msink *m = ctx;
+    (void)host, (void)n;
+    m->moves++;
+    return G_OK;
+}
+
+/* A model of cluster_bits with a table of cap entries, L1 of l1 entries. */
+static void m_init(struct qcow2_alloc *a, struct msink *m, unsigned bits,
+                   uint64_t cap, uint64_t l1, struct g_error *err)
+{
+    static uint64_t *entries;
+    struct qcow2_alloc_sink s = {m, m_block, m_counts, m_moved};
+    uint64_t l1_host;
+    free(entries);
+    entries = calloc(cap, 8);
+    memset(m, 0, sizeof *m);
+    memset(err, 0, sizeof *err);
+    cr_assert_eq(qcow2_alloc_init(a, bits, entries, cap, l1, &s, err,
+                                  &l1_host),
+                 G_OK, "%s", err->msg);
+    cr_expect_eq(l1_host, l1 ? 3u : 0u);
 }
 
 /* An L2 table that is the first allocation past 2 GiB: the block follows
@@ -669,17 +713,20 @@ Test(qcow2_write, model_runs_around_the_block)
 Test(qcow2_write, model_l2_table_at_2GiB)
 {
     struct qcow2_alloc a;
-    struct qcow2_step s;
-    qcow2_alloc_init(&a, 8 * L2E, 1, MiB);
+    struct msink m;
+    struct g_error err;
+    uint64_t l2, data;
+    m_init(&a, &m, 16, L2E, 1, &err);
     a.top = 32768; /* as if the file had just filled 2 GiB */
-    cr_assert(qcow2_alloc_step(&a, 0, 0, 0, &s));
-    cr_expect(s.new_table && s.l2_host == 32768);
-    cr_expect(s.nrb == 1 && s.rb[0].index == 1 && s.rb[0].host == 32769);
-    cr_expect_eq(s.host, 32770u);
-    cr_expect_eq(s.n, 16u);
+    cr_assert_eq(qcow2_alloc_clusters(&a, CL, &l2), G_OK);
+    cr_expect_eq(l2, 32768u);
+    cr_expect(m.last_block_index == 1 && m.last_block == 32769);
+    cr_assert_eq(qcow2_alloc_clusters(&a, 16 * CL, &data), G_OK);
+    cr_expect_eq(data, 32770u);
 }
 
-/* Block k counts itself: the dense count agrees with the model's. */
+/* Block k counts itself: dense dd-style allocation (an L2 table, then its
+ * clusters in 3 MiB requests) needs as many blocks as the formula says. */
 Test(qcow2_write, dense_refblock_count)
 {
     static const uint64_t sizes[] = {0,          512,     2 * GiB - 5 * MiB,
@@ -687,14 +734,24 @@ Test(qcow2_write, dense_refblock_count)
                                      4 * GiB,    6 * GiB + 12345};
     for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         struct qcow2_alloc a;
-        struct qcow2_step s;
-        uint64_t clusters = div_up(sizes[i], CL);
-        qcow2_alloc_init(&a, clusters, 1, 3 * MiB);
-        while (a.next < clusters)
-            cr_assert(qcow2_alloc_step(&a, a.next, 0, 0, &s));
-        cr_expect_eq(a.refblocks - 1,
-                     qcow2_alloc_dense_refblocks(clusters, 1), "size %llu",
-                     (unsigned long long)sizes[i]);
+        struct msink m;
+        struct g_error err;
+        uint64_t clusters = div_up(sizes[i], CL), host, used = 0;
+        m_init(&a, &m, 16, L2E, div_up(clusters, L2E), &err);
+        for (uint64_t c = 0; c < clusters;) {
+            uint64_t n = clusters - c < 48 ? clusters - c : 48;
+            if (c % L2E + n > L2E)
+                n = L2E - c % L2E;
+            if (c % L2E == 0)
+                cr_assert_eq(qcow2_alloc_clusters(&a, CL, &host), G_OK);
+            cr_assert_eq(qcow2_alloc_clusters(&a, n * CL, &host), G_OK);
+            c += n;
+        }
+        for (uint64_t k = 0; k < L2E; k++)
+            used += a.entries[k] != 0;
+        cr_expect_eq(used - 1, qcow2_alloc_dense_refblocks(clusters, 1),
+                     "size %llu", (unsigned long long)sizes[i]);
+        cr_expect_eq(a.nholes, 0u, "no holes at 64 KiB clusters");
     }
 }
 
@@ -707,7 +764,7 @@ Test(qcow2_write, refcount_table_limit)
     while (lo < hi) {
         uint64_t mid = (lo + hi + 1) / 2;
         if (qcow2_alloc_dense_refblocks(mid, div_up(div_up(mid, L2E), L2E)) <
-            QCOW2_W_REFBLOCKS_MAX)
+            L2E)
             lo = mid;
         else
             hi = mid - 1;
@@ -720,15 +777,19 @@ Test(qcow2_write, refcount_table_limit)
               "%s", h.err.msg);
     cr_expect_eq(h.s.size, 0u, "nothing written");
     h_free(&h);
-    /* Sparse (no request size): refused only when an allocation needs
-     * block 8192. */
+    /* Sparse (no request size): refused when an allocation needs block
+     * 8192, which the one-cluster table cannot list. */
     struct qcow2_alloc a;
-    struct qcow2_step s;
-    qcow2_alloc_init(&a, 1024 * L2E, 1, 0);
+    struct msink m;
+    struct g_error err;
+    uint64_t host;
+    m_init(&a, &m, 16, L2E, 1024, &err);
     a.top = 8192ull * 32768 - 1;
-    a.refblocks = 8192;
-    cr_expect(!qcow2_alloc_step(&a, 0, 0, CL, &s));
-    cr_expect_eq(a.top, 8192ull * 32768 - 1, "state unchanged");
+    for (uint64_t k = 1; k < L2E; k++)
+        a.entries[k] = k * 32768;
+    cr_expect_eq(qcow2_alloc_clusters(&a, 2 * CL, &host), G_ERANGE);
+    cr_expect(strstr(err.msg, "16 TiB"), "%s", err.msg);
+    cr_expect_eq(m.moves, 0u, "no table written");
 }
 
 /* ±512 bytes around 4 TiB, where the L1 table takes a second cluster;
@@ -772,8 +833,8 @@ Test(qcow2_write, l1_cluster_boundary)
 
 /* --- memory ---------------------------------------------------------------- */
 
-/* The writer holds one L2 table, one L1 cluster and the refcount table,
- * whatever the virtual size. */
+/* The writer holds one L2 table, one L1 cluster, two refcount blocks, a
+ * scratch cluster and the refcount table, whatever the virtual size. */
 Test(qcow2_write, memory_is_bounded)
 {
     static const uint64_t sizes[] = {GiB, TiB, 15 * TiB};
@@ -781,9 +842,9 @@ Test(qcow2_write, memory_is_bounded)
         struct h h;
         cr_assert_eq(h_open(&h, sizes[i], MiB, true), G_OK, "%s",
                      h.err.msg);
-        cr_expect_eq(h.io.used, 3 * CL, "I/O bytes %llu",
+        cr_expect_eq(h.io.used, 5 * CL, "I/O bytes %llu",
                      (unsigned long long)h.io.used);
-        cr_expect_leq(h.heap.used, 4096u, "heap bytes %llu",
+        cr_expect_leq(h.heap.used, 8 * L2E + 4096u, "heap bytes %llu",
                       (unsigned long long)h.heap.used);
         h_free(&h);
     }
