@@ -175,7 +175,10 @@ static int flush_l1(struct qcow2_w *q)
     if (!q->l1_dirty)
         return G_OK;
     q->l1_dirty = false;
-    return write_cluster(q, q->l1_host + q->l1_index, q->l1);
+    /* Only the table's own bytes: qemu writes l1_size entries, so the rest
+     * of the last cluster stays a hole in its file, and in ours. */
+    uint64_t len = min64(q->cl, q->tables * 8 - q->l1_index * q->cl);
+    return qcow2_w_out(q, (q->l1_host + q->l1_index) * q->cl, q->l1, len);
 }
 
 /* L1 entry `table` -> the L2 table at host cluster l2_host. */

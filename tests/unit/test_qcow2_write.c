@@ -71,7 +71,7 @@ struct sink {
     struct {
         uint64_t off;
         uint8_t *p;
-    } meta[META_MAX]; /* whole-cluster writes: where the metadata is */
+    } meta[META_MAX]; /* cluster writes: where the metadata is */
     unsigned nmeta;
 };
 
@@ -83,11 +83,13 @@ static int s_write(void *ctx, uint64_t off, const void *buf, uint64_t len)
 
     if (__builtin_add_overflow(off, len, &end) || end > s->limit)
         return CT_ERANGE;
-    if (len == CL && off % CL == 0) {
+    /* A cluster's worth or less from its start: metadata (the L1 table's
+     * last cluster is written only up to its last entry). */
+    if (len <= CL && off % CL == 0) {
         cr_assert(s->nmeta < META_MAX, "sink: too many cluster writes");
         s->meta[s->nmeta].off = off;
-        s->meta[s->nmeta].p = malloc(CL);
-        memcpy(s->meta[s->nmeta++].p, buf, CL);
+        s->meta[s->nmeta].p = calloc(1, CL);
+        memcpy(s->meta[s->nmeta++].p, buf, len);
     }
     for (uint64_t x = off; x < end;) {
         uint64_t c = x / CL, n = (c + 1) * CL < end ? (c + 1) * CL - x
@@ -115,7 +117,7 @@ static int s_end(void *ctx, uint64_t file_size)
     return CT_OK;
 }
 
-/* The last whole-cluster write at off (metadata is written once). */
+/* The last cluster write at off (metadata is written once). */
 static const uint8_t *s_cluster(const struct sink *s, uint64_t off)
 {
     for (unsigned i = s->nmeta; i-- > 0;)
