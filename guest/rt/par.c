@@ -6,6 +6,11 @@
  * the previous one is done, so fn/ctx/n are stable while any item of their
  * batch is claimed.
  *
+ * A batch's parameters are written while the previous generation is
+ * still in `ticket`, so a worker may pair that generation with the new n.
+ * par_finish therefore closes each batch (next item UINT32_MAX: nothing
+ * left to claim for any n) before the next one's parameters are written.
+ *
  * Parking is the classic store-then-check pair on both sides: the worker
  * sets `parked` and re-checks the ticket; the main vCPU bumps the ticket
  * and then reads `parked`. With sequentially consistent operations at
@@ -73,7 +78,9 @@ void par_start(struct par *p, struct par_batch *b, uint32_t n, par_fn fn,
     b->gen = (uint32_t)(p->ticket >> 32) + 1;
     p->fn = fn;
     p->ctx = ctx;
-    p->n = n;
+    /* Released after the close above: whoever reads this n sees the old
+     * batch closed. */
+    __atomic_store_n(&p->n, n, __ATOMIC_RELEASE);
     __atomic_store_n(&p->done, 0, __ATOMIC_RELAXED);
     __atomic_store_n(&p->ticket, (uint64_t)b->gen << 32, __ATOMIC_SEQ_CST);
     if (__atomic_load_n(&p->parked, __ATOMIC_SEQ_CST))
@@ -90,6 +97,10 @@ void par_finish(struct par_batch *b)
     take_items(b->p, b->gen, b->n, 0);
     while (__atomic_load_n(&b->p->done, __ATOMIC_ACQUIRE) != b->n)
         cpu_relax();
+    /* Close the batch: a worker that saw this generation but reads the
+     * next batch's n must not claim an item past this one's end. */
+    __atomic_store_n(&b->p->ticket, (uint64_t)b->gen << 32 | UINT32_MAX,
+                     __ATOMIC_SEQ_CST);
 }
 
 void par_run(struct par *p, uint32_t n, par_fn fn, void *ctx)
@@ -121,6 +132,6 @@ void par_worker(struct par *p, uint32_t worker)
             continue; /* re-check: a wake-up may be stale */
         }
         seen = gen;
-        take_items(p, gen, __atomic_load_n(&p->n, __ATOMIC_RELAXED), worker);
+        take_items(p, gen, __atomic_load_n(&p->n, __ATOMIC_ACQUIRE), worker);
     }
 }
