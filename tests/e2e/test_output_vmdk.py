@@ -40,21 +40,28 @@ def cid(data):
     return m.group(1)
 
 
-def descriptor_text(data):
+def descriptor_text(data, rewritten=False):
     """The descriptor with the CID's value masked; its padding must be
-    NULs only."""
+    NULs only. rewritten (qemu's file): qemu rewrites the descriptor in
+    place with a new CID at its first write, and when that CID is two or
+    more digits shorter than the one it was created with, the old text's
+    last bytes stay behind the NUL (about 1 file in 256); only those may
+    follow it."""
     d = data[DESC[0]:DESC[1]]
-    text = d.rstrip(b"\0")
-    assert b"\0" not in text
+    text, _, rest = d.partition(b"\0")
+    if rewritten:
+        rest = rest[7:]  # at most 8 - 1 digits shorter
+    assert rest.strip(b"\0") == b"", (text, rest)
     return CID_LINE.sub(b"\nCID=<cid>\n", text, count=1)
 
 
-def assert_same_but_cid(q_path, i_path):
+def assert_same_but_cid(q_path, i_path, q_is_qemu=True):
     assert os.path.getsize(i_path) == os.path.getsize(q_path)
     with open(q_path, "rb") as q, open(i_path, "rb") as i:
         head_q, head_i = q.read(DESC[1]), i.read(DESC[1])
         assert head_i[:SEC] == head_q[:SEC], "sparse extent header"
-        assert descriptor_text(head_i) == descriptor_text(head_q)
+        assert (descriptor_text(head_i) ==
+                descriptor_text(head_q, rewritten=q_is_qemu))
         off = DESC[1]
         while True:
             a, b = q.read(CHUNK), i.read(CHUNK)
@@ -140,7 +147,7 @@ def test_bs_does_not_change_the_output(images, instar_bin, tmp_path):
         assert r.rc == 0, r
         outs.append(out)
     for o in outs[1:]:
-        assert_same_but_cid(outs[0], o)
+        assert_same_but_cid(outs[0], o, q_is_qemu=False)
 
 
 def test_empty_window_keeps_existing_output(images, instar_bin, tmp_path):
