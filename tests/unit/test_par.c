@@ -1,6 +1,8 @@
 /* The guest's work sharing (guest/rt/par.c) with a host thread as the
  * worker vCPU. */
 #include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -153,5 +155,71 @@ Test(par, worker_takes_a_started_batch_alone)
              now.tv_sec - t0.tv_sec < 10);
     par_finish(&b);
     cr_expect_eq(t.by_worker[1], 50u, "the worker ran %u of 50",
+                 t.by_worker[1]);
+}
+
+/*
+ * The interleaving behind a hang seen under load: par_start writes the
+ * next batch's n while the finished batch's generation is still in the
+ * ticket, and a worker that read that generation then reads the new n.
+ * Set up here without timing: a batch run by the main side alone (the
+ * worker never woken), the next batch's n written, then the worker
+ * started. It must claim nothing of the finished batch, whatever n says;
+ * before batches were closed it ran items 3..9 of a 3-item batch.
+ */
+static pthread_mutex_t late_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t late_cv = PTHREAD_COND_INITIALIZER;
+static bool late_parked;
+
+static void late_wake(void *hctx)
+{
+    (void)hctx;
+}
+
+static void late_park(void *hctx)
+{
+    (void)hctx;
+    pthread_mutex_lock(&late_mu);
+    late_parked = true;
+    pthread_cond_broadcast(&late_cv);
+    for (;;) /* stays parked: nothing wakes it in this test */
+        pthread_cond_wait(&late_cv, &late_mu);
+}
+
+static struct par late_par;
+
+static void *late_worker(void *arg)
+{
+    (void)arg;
+    par_worker(&late_par, 1);
+}
+
+Test(par, a_late_worker_claims_nothing_of_a_finished_batch)
+{
+    static struct tally t;
+    struct par *p = &late_par;
+    memset(&t, 0, sizeof t);
+    par_init(p, 2, late_wake, late_park, NULL);
+    par_run(p, 3, count, &t);
+    cr_assert_eq(t.by_worker[0], 3u);
+    __atomic_store_n(&p->n, 10u, __ATOMIC_RELEASE); /* par_start's first step */
+
+    pthread_t tid;
+    cr_assert_eq(pthread_create(&tid, NULL, late_worker, NULL), 0);
+    pthread_detach(tid);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&late_mu);
+    while (!late_parked)
+        if (pthread_cond_timedwait(&late_cv, &late_mu, &until) != 0)
+            break;
+    bool parked = late_parked;
+    pthread_mutex_unlock(&late_mu);
+    cr_assert(parked, "the worker never parked");
+    for (uint32_t i = 0; i < ITEMS_MAX; i++)
+        cr_expect_eq(t.runs[i], i < 3 ? 1u : 0u, "item %u ran %u times", i,
+                     t.runs[i]);
+    cr_expect_eq(t.by_worker[1], 0u, "the worker ran %u items",
                  t.by_worker[1]);
 }
