@@ -191,6 +191,12 @@ def same_outputs(qemu_img, fmt, q, i):
         return same_files(q, i)
     if os.path.getsize(q) != os.path.getsize(i):
         return False
+    return same_as_raw(qemu_img, fmt, q, i)
+
+
+def same_as_raw(qemu_img, fmt, q, i):
+    """Whether two images of format fmt hold the same data, converted
+    back to raw by qemu-img."""
     raws = []
     for p in (q, i):
         subprocess.run([qemu_img, "convert", "-f", fmt, "-O", "raw", p,

@@ -19,7 +19,7 @@ import subprocess
 import sys
 
 from bench import (MiB, build_image, convert_input, have_gnu_time,
-                   parse_size, run_once, same_files, warm)
+                   parse_size, run_once, same_as_raw, same_files, warm)
 
 # name: (input format for convert_input, or None for the raw image),
 #       arguments after `convert`, output format, target time ratio
@@ -46,15 +46,7 @@ def same_data(qemu_img, fmt, q, i):
     if subprocess.run([qemu_img, "check", "-f", fmt, i],
                       capture_output=True).returncode not in (0, 63):
         return False  # 63: qemu-img cannot check this format (vpc)
-    raws = []
-    for p in (q, i):
-        subprocess.run([qemu_img, "convert", "-f", fmt, "-O", "raw", p,
-                        p + ".raw"], check=True)
-        raws.append(p + ".raw")
-    same = same_files(*raws)
-    for p in raws:
-        os.unlink(p)
-    return same
+    return same_as_raw(qemu_img, fmt, q, i)
 
 
 def main():
