@@ -6,27 +6,9 @@ in both are zeros in both, so files of hundreds of MiB that are mostly
 holes compare in a few reads."""
 import os
 
-from test_convert import _run
+from test_convert import _data_ranges, _run
 
 CHUNK = 4 << 20
-
-
-def _data_ranges(path):
-    """[(start, end)] of the file's data (SEEK_DATA / SEEK_HOLE)."""
-    out = []
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        size, off = os.fstat(fd).st_size, 0
-        while off < size:
-            try:
-                start = os.lseek(fd, off, os.SEEK_DATA)
-            except OSError:
-                break
-            off = os.lseek(fd, start, os.SEEK_HOLE)
-            out.append((start, off))
-    finally:
-        os.close(fd)
-    return out
 
 
 def _union(a, b):

@@ -24,31 +24,35 @@ def _run(prog, args, cwd=None, timeout=300):
                           cwd=cwd, timeout=timeout)
 
 
-def _alloc(path):
-    """Bytes of the file that are not holes (SEEK_DATA / SEEK_HOLE): how
-    sparse the file is, without the file system's own metadata (an extent
-    tree block more or less depends on how the writes fell)."""
+def _data_ranges(path):
+    """[(start, end)] of the file's data (SEEK_DATA / SEEK_HOLE)."""
+    out = []
     fd = os.open(path, os.O_RDONLY)
-    size, off, total = os.fstat(fd).st_size, 0, 0
     try:
+        size, off = os.fstat(fd).st_size, 0
         while off < size:
             try:
-                data = os.lseek(fd, off, os.SEEK_DATA)
+                start = os.lseek(fd, off, os.SEEK_DATA)
             except OSError:
                 break
-            off = os.lseek(fd, data, os.SEEK_HOLE)
-            total += off - data
+            off = os.lseek(fd, start, os.SEEK_HOLE)
+            out.append((start, off))
     finally:
         os.close(fd)
-    return total
+    return out
+
+
+def _alloc(path):
+    """Bytes of the file that are not holes: how sparse the file is,
+    without the file system's own metadata (an extent tree block more or
+    less depends on how the writes fell)."""
+    return sum(end - start for start, end in _data_ranges(path))
 
 
 def _info(qemu_img, path, fmt):
     r = subprocess.run([qemu_img, "info", "--output=json", "-f", fmt, path],
                        check=True, capture_output=True)
     return json.loads(r.stdout)
-
-
 
 
 @pytest.fixture(scope="session")
