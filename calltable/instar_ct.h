@@ -25,7 +25,7 @@
 #define CT_ULL(x) x##ull
 #endif
 
-#define CT_ABI_VERSION CT_U(9)
+#define CT_ABI_VERSION CT_U(10)
 
 /* ---- Transport ---------------------------------------------------------- */
 
@@ -48,7 +48,8 @@
 #define CT_CALL_INFO 13        /* struct ct_info, info mode only (ABI 7) */
 #define CT_CALL_PROGRESS 14    /* struct ct_progress (ABI 8) */
 #define CT_CALL_MAP 15         /* struct ct_map (ABI 9) */
-#define CT_CALL_COUNT 16
+#define CT_CALL_WAIT 16        /* struct ct_wait (ABI 10) */
+#define CT_CALL_COUNT 17
 
 /* The last component of of= handed to the guest: at most NAME_MAX. */
 #define CT_OUT_NAME_MAX 255
@@ -142,13 +143,34 @@ struct ct_read {
 
 /* Writes len bytes from [gpa, gpa+len) (in the I/O area) to the output at
  * offset. Only after begin_output; [offset, offset+len) must lie within the
- * output limit the host derived from begin_output. */
+ * output limit the host derived from begin_output.
+ *
+ * With CT_WRITE_BEHIND (ABI 10) the host checks the call as always, queues
+ * the write and returns at once, so the guest's next read overlaps it; the
+ * guest must leave the bytes unchanged until a WAIT covers the write.
+ * Write-behinds are numbered from 1 in the order they are made, and done
+ * in that order. Every other output call (a plain write that overlaps a
+ * queued one, copy, end_output, exit) first waits for the queue, so the
+ * file sees the writes in the order the guest made them. A queued write
+ * that fails makes the next WAIT, write or copy fail (CT_EIO or
+ * CT_ENOSPC); the queue's later writes are dropped. */
+#define CT_WRITE_BEHIND CT_U(1)
+
 struct ct_write {
+    uint32_t flags;  /* IN: 0 or CT_WRITE_BEHIND (ABI 10; was reserved) */
+    int32_t ret;     /* OUT */
+    uint64_t offset; /* IN */
+    uint64_t gpa;    /* IN */
+    uint64_t len;    /* IN */
+};
+
+/* Waits until the first `ticket` write-behinds are done (ABI 10); ticket
+ * must not exceed the number made. ret: CT_OK, or the first failure of
+ * any write-behind so far. */
+struct ct_wait {
     uint32_t reserved0; /* IN: must be 0 */
     int32_t ret;        /* OUT */
-    uint64_t offset;    /* IN */
-    uint64_t gpa;       /* IN */
-    uint64_t len;       /* IN */
+    uint64_t ticket;    /* IN */
 };
 
 /* Declares the input's virtual size once, before any write. The host runs
@@ -562,6 +584,8 @@ CT_ASSERT_SIZE(ct_write, 32);
 CT_ASSERT_OFF(ct_write, offset, 8);
 CT_ASSERT_OFF(ct_write, gpa, 16);
 CT_ASSERT_OFF(ct_write, len, 24);
+CT_ASSERT_SIZE(ct_wait, 16);
+CT_ASSERT_OFF(ct_wait, ticket, 8);
 CT_ASSERT_SIZE(ct_begin_output, 16);
 CT_ASSERT_OFF(ct_begin_output, virtual_size, 8);
 CT_ASSERT_SIZE(ct_log, 24);

@@ -57,6 +57,33 @@ static int hc_write(void *ctx, uint64_t off, const void *buf, uint64_t len)
     return a.ret;
 }
 
+/* Write-behinds the host accepted: the tickets (ABI 10). */
+static uint64_t behind_made;
+
+static int hc_write_behind(void *ctx, uint64_t off, const void *buf,
+                           uint64_t len, uint64_t *ticket)
+{
+    (void)ctx;
+    struct ct_write a = {.flags = CT_WRITE_BEHIND,
+                         .ret = CT_EINVAL,
+                         .offset = off,
+                         .gpa = (uint64_t)(uintptr_t)buf,
+                         .len = len};
+    ct_call(CT_CALL_WRITE, &a);
+    if (a.ret == CT_OK && len)
+        behind_made++;
+    *ticket = behind_made;
+    return a.ret;
+}
+
+static int hc_wait(void *ctx, uint64_t ticket)
+{
+    (void)ctx;
+    struct ct_wait a = {.ret = CT_EINVAL, .ticket = ticket};
+    ct_call(CT_CALL_WAIT, &a);
+    return a.ret;
+}
+
 static int hc_begin_output(void *ctx, uint32_t format, uint64_t vsize)
 {
     (void)ctx;
@@ -165,6 +192,8 @@ const struct ct_ops ct_hypercall_ops = {
     .size = hc_size,
     .read = hc_read,
     .write = hc_write,
+    .write_behind = hc_write_behind,
+    .wait = hc_wait,
     .begin_output = hc_begin_output,
     .end_output = hc_end_output,
     .copy = hc_copy,

@@ -20,6 +20,13 @@ struct ct_ops {
     int (*read)(void *ctx, uint32_t handle, uint64_t off, void *buf,
                 uint64_t len, uint64_t *nread);
     int (*write)(void *ctx, uint64_t off, const void *buf, uint64_t len);
+    /* Like write, but the host may do it later (CT_WRITE_BEHIND, ABI 10):
+     * buf must stay unchanged until wait() has covered *ticket, the number
+     * of write-behinds made so far, this one included. Both NULL: there
+     * is only write. */
+    int (*write_behind)(void *ctx, uint64_t off, const void *buf,
+                        uint64_t len, uint64_t *ticket);
+    int (*wait)(void *ctx, uint64_t ticket);
     int (*begin_output)(void *ctx, uint32_t format, uint64_t vsize);
     int (*end_output)(void *ctx, uint64_t file_size);
     /* segs: count segments (struct ct_copy_seg) anywhere in guest

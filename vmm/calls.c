@@ -219,10 +219,27 @@ static bool no_output(struct vmm_session *s, const char *call)
     return true;
 }
 
+/* The first failure of a queued write, or CT_OK; recorded for the final
+ * message. */
+static int32_t queue_failure(struct vmm_session *s, uint64_t ticket)
+{
+    int e = 0;
+    int32_t ret = behind_wait(s->behind, ticket, &e);
+    if (ret != CT_OK && !s->write_errno)
+        s->write_errno = e;
+    return ret;
+}
+
+/* Every queued write done: before the output changes any other way. */
+static int32_t drain(struct vmm_session *s)
+{
+    return queue_failure(s, behind_made(s->behind));
+}
+
 static enum call_next do_write(struct vmm_session *s, uint32_t gpa)
 {
     struct ct_write a;
-    uint64_t end, done = 0;
+    uint64_t end;
     const uint8_t *buf;
 
     if (no_output(s, "write") || !copy_in(s, gpa, &a, sizeof a, "write"))
@@ -231,8 +248,9 @@ static enum call_next do_write(struct vmm_session *s, uint32_t gpa)
         return session_fail(s, "guest stopped: write %s",
                             s->ended ? "after end_output"
                                      : "before begin_output");
-    if (a.reserved0 != 0)
-        return session_fail(s, "guest stopped: write reserved field set");
+    if (a.flags & ~CT_WRITE_BEHIND)
+        return session_fail(s, "guest stopped: write flags 0x%x",
+                            (unsigned)a.flags);
     if (!(buf = io_buf(s, a.gpa, a.len, "write")))
         return CALL_STOP;
     if (__builtin_add_overflow(a.offset, a.len, &end) || end > s->out_limit)
@@ -242,25 +260,46 @@ static enum call_next do_write(struct vmm_session *s, uint32_t gpa)
                             (unsigned long long)a.offset,
                             (unsigned long long)a.len,
                             (unsigned long long)s->out_limit);
-    a.ret = CT_OK;
-    while (done < a.len) {
-        ssize_t n = pwrite(s->out_fd, buf + done, a.len - done,
-                           (off_t)(a.offset + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            /* The guest only learns CT_EIO; the real cause (a full disk,
-             * a quota) is the host's to tell at the end. */
-            int e = n < 0 ? errno : ENOSPC;
+    if (a.flags & CT_WRITE_BEHIND) {
+        a.ret = a.len ? behind_push(s->behind, a.offset, buf, a.len)
+                      : queue_failure(s, 0);
+    } else {
+        /* A queued write to the same bytes goes first; any failure of
+         * the queue fails this write too. */
+        a.ret = behind_overlaps(s->behind, a.offset, a.len)
+                    ? drain(s)
+                    : queue_failure(s, 0);
+        int e = a.ret == CT_OK
+                    ? out_pwrite_all(s->out_fd, buf, a.len, a.offset)
+                    : 0;
+        if (e) {
+            /* The guest only learns CT_EIO or CT_ENOSPC; the real cause
+             * (a full disk, a quota) is the host's to tell at the end. */
             if (!s->write_errno)
                 s->write_errno = e;
-            a.ret = e == ENOSPC || e == EDQUOT ? CT_ENOSPC : CT_EIO;
-            break;
+            a.ret = behind_result(e);
         }
-        done += (uint64_t)n;
     }
     if (a.ret == CT_OK && end > s->out_high)
         s->out_high = end;
+    COPY_OUT(s, gpa, a, ret);
+    return CALL_CONTINUE;
+}
+
+/* Waits for the write-behinds whose memory the guest is about to reuse. */
+static enum call_next do_wait(struct vmm_session *s, uint32_t gpa)
+{
+    struct ct_wait a;
+
+    if (no_output(s, "wait") || !copy_in(s, gpa, &a, sizeof a, "wait"))
+        return CALL_STOP;
+    if (a.reserved0 != 0 || !s->begun ||
+        a.ticket > behind_made(s->behind))
+        return session_fail(s, "guest stopped: wait for write %llu of %llu "
+                               "is invalid here",
+                            (unsigned long long)a.ticket,
+                            (unsigned long long)behind_made(s->behind));
+    a.ret = queue_failure(s, a.ticket);
     COPY_OUT(s, gpa, a, ret);
     return CALL_CONTINUE;
 }
@@ -329,6 +368,10 @@ static enum call_next do_exit(struct vmm_session *s, uint32_t gpa)
 
     if (!copy_in(s, gpa, &a, sizeof a, "exit"))
         return CALL_STOP;
+    /* No write left running when the process ends; its failure, if any,
+     * is the one to report. */
+    if (!s->info)
+        (void)drain(s);
     if (a.msg_len > CT_MSG_MAX || !(p = vmm_gpa(s->vm, a.msg_gpa, a.msg_len)))
         return session_fail(s, "guest stopped: bad exit message");
     sanitize(msg, sizeof msg, p, (size_t)a.msg_len);
@@ -378,8 +421,8 @@ static enum call_next do_end_output(struct vmm_session *s, uint32_t gpa)
                             (unsigned long long)a.file_size,
                             (unsigned long long)s->out_high,
                             (unsigned long long)s->out_limit);
-    a.ret = CT_OK;
-    if (ftruncate(s->out_fd, (off_t)a.file_size) < 0) {
+    a.ret = drain(s);
+    if (a.ret == CT_OK && ftruncate(s->out_fd, (off_t)a.file_size) < 0) {
         int e = errno;
         if (!s->write_errno)
             s->write_errno = e;
@@ -582,8 +625,10 @@ static enum call_next do_copy(struct vmm_session *s, uint32_t gpa)
     memcpy(segs, src, a.count * sizeof segs[0]);
     if (!check_segs(s, segs, a.count))
         return CALL_STOP;
-    a.ret = CT_OK;
-    for (a.done = 0; a.done < a.count; a.done++) {
+    a.ret = drain(s);
+    a.done = 0;
+    a.copied = 0;
+    for (; a.ret == CT_OK && a.done < a.count; a.done++) {
         const struct ct_copy_seg *g = &segs[a.done];
         a.ret = do_seg(s, g, &a.copied);
         if (a.copied && g->dst_off + a.copied > s->out_high)
@@ -702,6 +747,7 @@ static const call_fn handlers[CT_CALL_COUNT] = {
     [CT_CALL_INFO] = do_info,
     [CT_CALL_PROGRESS] = do_progress,
     [CT_CALL_MAP] = do_map,
+    [CT_CALL_WAIT] = do_wait,
 };
 
 enum call_next calls_dispatch(struct vmm_session *s, uint16_t port,

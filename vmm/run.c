@@ -237,6 +237,15 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
             goto fail;
         s->worker = &worker;
     }
+    /* The write-behind thread likewise: only where it can never be
+     * joined; elsewhere queued writes are done at once. */
+    static struct vmm_behind behind;
+    bool threaded = lockdown && !s->info;
+    if ((ret = behind_start(&behind, s->out_fd, threaded, err,
+                            sizeof err)) < 0)
+        goto fail;
+    s->behind = &behind;
+    f.threads = s->worker != NULL || threaded;
     /* What lock-down keeps, known now: the boot info says how many files
      * the run will be able to open. */
     f.vcpu_fd = s->vm->vcpu_fd;

@@ -105,13 +105,15 @@ static int add_rules(scmp_filter_ctx ctx, const struct sandbox_fds *f)
     r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
                           SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)f->vcpu_fd),
                           SCMP_A1(SCMP_CMP_EQ, KVM_RUN));
-    if (f->wvcpu_fd >= 0) {
+    if (f->wvcpu_fd >= 0)
         r |= seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(ioctl), 2,
                               SCMP_A0(SCMP_CMP_EQ,
                                       (scmp_datum_t)f->wvcpu_fd),
                               SCMP_A1(SCMP_CMP_EQ, KVM_RUN));
-        /* The worker's park/wake: a private mutex and condition variable.
-         * Only plain wait and wake (no requeue, no PI). */
+    if (f->threads) {
+        /* The worker's park/wake and the write-behind queue: private
+         * mutexes and condition variables. Only plain wait and wake (no
+         * requeue, no PI). */
         static const int ops[] = {
             FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE,
             FUTEX_WAIT_BITSET_PRIVATE,

@@ -11,6 +11,7 @@ struct sandbox_fds {
     int vcpu_fd;
     int wvcpu_fd; /* the worker vCPU, or -1 */
     int out_fd;   /* the output, or -1 (info: no output) */
+    bool threads; /* a host thread besides the main one (futex waits) */
     bool stdout_ok; /* keep stdout and allow write(1) (info's rendering) */
     int keep[SANDBOX_KEEP_MAX]; /* input, backing roots: kept open */
     unsigned nkeep;

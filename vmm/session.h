@@ -11,6 +11,7 @@
 #include <stdio.h>
 
 #include "backing.h"
+#include "behind.h"
 #include "info.h"
 #include "instar_ct.h"
 #include "vm.h"
@@ -58,6 +59,8 @@ struct vmm_session {
 
     /* The worker vCPU's thread (run.c), NULL with one vCPU. */
     struct vmm_worker *worker;
+    /* The output's write-behind queue (run.c; ABI 10). */
+    struct vmm_behind *behind;
 
     /* Progress, owned by calls.c. */
     bool hello;

@@ -9,6 +9,12 @@
  * everything after the host says it cannot (CT_ENOTSUP), goes through
  * guest memory in large chunks: one host call per chunk per side,
  * whatever bs is.
+ *
+ * A sparse copy (convert) must look at every data byte, so it cannot
+ * leave them in the kernel. It overlaps instead (ABI 10): the chunk
+ * buffer is three slots, used in turn, and the writes of a slot's bytes
+ * are write-behinds that the host does while the guest reads and scans
+ * the next two.
  */
 #include "engine.h"
 #include "holes.h"
@@ -34,6 +40,12 @@ struct route {
     uint64_t zrun_start, zrun_len;
     bool zrun_hole; /* the run touches a hole of the input or an end */
     const uint8_t *zeros; /* ZEROS_LEN zero bytes, for short runs */
+    /* Sparse copies: the chunk buffer as slots (st). Output offset o
+     * lives in slot o / slot % slots, at o % slot, so that a 2 MiB request
+     * of qemu's stays contiguous in memory; region[k] is the o / slot
+     * that slot k holds, waited the last write-behind known done. */
+    struct fmt_stable st;
+    uint64_t region[FMT_SLOTS_MAX], waited;
     /* Progress (convert -p): output bytes done, and the total. */
     bool progress;
     uint64_t done, total;
@@ -199,7 +211,7 @@ static int zrun_flush(struct route *c)
         return len ? fmt_writer_zero(c->w, off, len) : G_OK;
     for (uint64_t done = 0; done < len && ret == G_OK;) {
         uint64_t n = min64(len - done, ZEROS_LEN);
-        ret = fmt_writer_write(c->w, off + done, c->zeros, n);
+        ret = fmt_writer_write_stable(c->w, &c->st, off + done, c->zeros, n);
         done += n;
     }
     return ret;
@@ -243,7 +255,7 @@ static int sparse_data(struct route *c, uint64_t off, const uint8_t *p,
         }
         int ret = zero ? zrun_add(c, off + i, j - i, false) : zrun_flush(c);
         if (ret == G_OK && !zero)
-            ret = fmt_writer_write(c->w, off + i, p + i, j - i);
+            ret = fmt_writer_write_stable(c->w, &c->st, off + i, p + i, j - i);
         if (ret != G_OK)
             return ret;
         i = j;
@@ -251,15 +263,43 @@ static int sparse_data(struct route *c, uint64_t off, const uint8_t *p,
     return G_OK;
 }
 
-/* Input [in_off, +len) through guest memory, zero runs left out. */
+/* Slot k, about to hold output region `region`: when it held another
+ * one, the write-behinds made from it must be done first. */
+static int slot_take(struct route *c, unsigned k, uint64_t region)
+{
+    const struct ct_ops *ops = c->w->env->ops;
+    if (c->region[k] == region)
+        return G_OK;
+    c->region[k] = region;
+    int ret = fmt_writer_release(c->w, c->st.base + k * c->st.slot,
+                                 c->st.slot);
+    if (ret != G_OK || c->st.ticket[k] <= c->waited)
+        return ret;
+    ret = ops->wait(ops->ctx, c->st.ticket[k]);
+    if (ret != CT_OK)
+        return g_fail(c->err, ret == CT_ENOSPC ? G_ENOSPC : G_EIO,
+                      "%s: a queued write failed: %s", c->w->name,
+                      ct_result_str(ret));
+    c->waited = c->st.ticket[k];
+    return G_OK;
+}
+
+/* Input [in_off, +len) through guest memory, zero runs left out; each
+ * piece read into its slot while the host writes the other's. */
 static int sparse_buffered(struct route *c, uint64_t in_off,
                            uint64_t out_off, uint64_t len)
 {
     for (uint64_t done = 0; done < len;) {
-        uint64_t n = min64(len - done, c->chunk);
-        int ret = c->r->read(c->r, in_off + done, c->b->p, n);
+        uint64_t at = out_off + done;
+        uint64_t slot = c->st.slot;
+        uint64_t n = min64(len - done, slot - at % slot);
+        unsigned k = (unsigned)(at / slot % c->st.slots);
+        uint8_t *p = c->b->p + k * slot + at % slot;
+        int ret = slot_take(c, k, at / slot);
         if (ret == G_OK)
-            ret = sparse_data(c, out_off + done, c->b->p, n);
+            ret = c->r->read(c->r, in_off + done, p, n);
+        if (ret == G_OK)
+            ret = sparse_data(c, at, p, n);
         if (ret != G_OK)
             return ret;
         done += n;
@@ -379,6 +419,19 @@ int engine_copy(struct fmt_reader *r, struct fmt_writer *w,
         return G_ENOMEM;
     if (!c.segs || !c.seg_in)
         return G_ENOMEM;
+    /* Three slots when the host can write behind (a slot's writes then
+     * have two pieces' time to finish before it is read over), else one
+     * (every write done before the next read). 512-byte multiples, so
+     * that the sectors scanned stay the output's. */
+    const struct ct_ops *ops = w->env->ops;
+    c.st = (struct fmt_stable){b->p, c.chunk, 1, {0}};
+    if (ops->write_behind && ops->wait && b->size >= FMT_SLOTS_MAX * 512)
+        c.st.slots = FMT_SLOTS_MAX;
+    c.st.slot = b->size / c.st.slots / 512 * 512;
+    if (c.st.slot > ENGINE_CHUNK_MAX)
+        c.st.slot = ENGINE_CHUNK_MAX;
+    for (unsigned k = 0; k < FMT_SLOTS_MAX; k++)
+        c.region[k] = UINT64_MAX;
     if ((ret = route(&c, job->start, 0, len)) != G_OK ||
         (ret = flush_segs(&c)) != G_OK)
         return ret;
@@ -400,7 +453,6 @@ int engine_copy(struct fmt_reader *r, struct fmt_writer *w,
     uint64_t file_size = 0;
     if ((ret = fmt_writer_finish(w, &file_size)) != G_OK)
         return ret;
-    const struct ct_ops *ops = w->env->ops;
     ret = ops->end_output(ops->ctx, file_size);
     if (ret != CT_OK)
         return g_fail(err, ret == CT_ENOSPC ? G_ENOSPC : G_EIO,

@@ -38,8 +38,8 @@ int dd_run(const struct dd_config *cfg, const struct ct_ops *ops,
     arena_init(&heap, mem->heap, mem->heap_size);
     arena_init(&io, mem->io, mem->io_size);
     /* The chunk buffer first, so drivers get the rest of the I/O area. */
-    b.size = mem->io_size / 2 < ENGINE_CHUNK_MAX ? mem->io_size / 2
-                                                 : ENGINE_CHUNK_MAX;
+    b.size = mem->io_size / 2 < ENGINE_BUF_MAX ? mem->io_size / 2
+                                               : ENGINE_BUF_MAX;
     b.size &= ~(uint64_t)511;
     if (b.size < 512 || !(b.p = arena_alloc(&io, b.size, 4096)))
         return g_fail(err, G_EINVAL, "engine: I/O area too small");

@@ -161,6 +161,26 @@ struct fmt_writer {
     int (*place)(struct fmt_writer *w, uint64_t off, uint64_t len,
                  uint64_t *file_off, uint64_t *n);
     uint64_t pos; /* where the next write or zero must start (engine) */
+    /* Set by the engine (fmt_writer_write_stable) while write() gets a
+     * buffer in its slots, which it leaves unchanged until the
+     * write-behinds made from them are done (ABI 10): the writer may pass
+     * such bytes on with fmt_out_write_data, which the host then writes
+     * while the engine reads on. NULL otherwise. */
+    struct fmt_stable *stable;
+    /* Optional: the engine is about to reuse [p, p + len) of its slots;
+     * a writer that still points into it (a held request) copies what it
+     * needs. */
+    int (*release)(struct fmt_writer *w, const uint8_t *p, uint64_t len);
+};
+
+/* The engine's buffer as the slots it reads into in turn. */
+#define FMT_SLOTS_MAX 3u
+struct fmt_stable {
+    const uint8_t *base;
+    uint64_t slot;      /* bytes per slot */
+    unsigned slots;     /* 1 .. FMT_SLOTS_MAX */
+    uint64_t ticket[FMT_SLOTS_MAX]; /* the last write-behind made from
+                                       each slot */
 };
 
 /* Opens a writer for `format` with virtual size vsize, allocated from
@@ -171,6 +191,10 @@ int fmt_writer_open(const struct fmt_env *env, uint32_t format,
 /* The engine's calls: the order promise is checked, then passed on. */
 int fmt_writer_write(struct fmt_writer *w, uint64_t off, const void *buf,
                      uint64_t len);
+/* write() with buf in st's slots (or never changed), as above. */
+int fmt_writer_write_stable(struct fmt_writer *w, struct fmt_stable *st,
+                            uint64_t off, const void *buf, uint64_t len);
+int fmt_writer_release(struct fmt_writer *w, const uint8_t *p, uint64_t len);
 int fmt_writer_zero(struct fmt_writer *w, uint64_t off, uint64_t len);
 int fmt_writer_place(struct fmt_writer *w, uint64_t off, uint64_t len,
                      uint64_t *file_off, uint64_t *n);
@@ -201,6 +225,10 @@ int fmt_params_only(const struct fmt_writer *w, unsigned takes);
  * the output; a failure names the format and the offset. */
 int fmt_out_write(const struct fmt_writer *w, uint64_t off, const void *buf,
                   uint64_t len);
+/* The same for bytes of the buffer write() was given: a write-behind when
+ * the engine said that buffer is stable (w->stable), else a write. */
+int fmt_out_write_data(struct fmt_writer *w, uint64_t off, const void *buf,
+                       uint64_t len);
 
 /* What the first bytes of an image say it is. */
 struct fmt_probe_result {

@@ -58,6 +58,9 @@ struct qcow2_w {
      * until its end is known (a zero run, or its 2 MiB buffer's end) */
     uint8_t *pend;
     uint64_t pend_start, pend_len;
+    /* The held bytes are still in the engine's stable buffer (not yet in
+     * pend): pend_len bytes from here. NULL: in pend. */
+    const uint8_t *pend_ext;
     /* ... and the zero run the engine left out after it, not yet known
      * to be qemu's (z_end 0: none): qemu-img rounds the zero runs it
      * skips to `align` bytes, writing their ends as data. */

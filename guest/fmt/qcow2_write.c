@@ -359,16 +359,22 @@ static int start(struct qcow2_w *q)
 }
 
 /* Bytes [off, off + len) of buf to their clusters, allocated as qemu's
- * request would allocate them. */
+ * request would allocate them. `given`: buf is the engine's (a
+ * write-behind when stable), not the writer's own memory. */
 static int put(struct qcow2_w *q, uint64_t off, const uint8_t *buf,
-               uint64_t len)
+               uint64_t len, bool given)
 {
     uint64_t pos = off, host, n;
     int ret;
 
     while (pos < off + len) {
-        if ((ret = map(q, pos, off + len - pos, &host, &n)) != G_OK ||
-            (ret = qcow2_w_out(q, host, buf + (pos - off), n)) != G_OK)
+        if ((ret = map(q, pos, off + len - pos, &host, &n)) != G_OK)
+            return ret;
+        if (host + n > q->written)
+            q->written = host + n;
+        ret = given ? fmt_out_write_data(q->w, host, buf + (pos - off), n)
+                    : fmt_out_write(q->w, host, buf + (pos - off), n);
+        if (ret != G_OK)
             return ret;
         pos += n;
     }
@@ -378,10 +384,30 @@ static int put(struct qcow2_w *q, uint64_t off, const uint8_t *buf,
 /* The held request goes out: now its end is known. */
 static int flush_pending(struct qcow2_w *q)
 {
-    int ret = q->pend_len ? put(q, q->pend_start, q->pend, q->pend_len)
-                          : G_OK;
+    const uint8_t *p = q->pend_ext ? q->pend_ext : q->pend;
+    int ret = q->pend_len
+                  ? put(q, q->pend_start, p, q->pend_len, q->pend_ext != NULL)
+                  : G_OK;
     q->pend_len = 0;
+    q->pend_ext = NULL;
     return ret;
+}
+
+/* The held bytes into the writer's own memory. */
+static void pend_own(struct qcow2_w *q)
+{
+    if (q->pend_ext)
+        memcpy(q->pend, q->pend_ext, q->pend_len);
+    q->pend_ext = NULL;
+}
+
+/* The engine is about to read over [p, p + len). */
+static int q2_release(struct fmt_writer *w, const uint8_t *p, uint64_t len)
+{
+    struct qcow2_w *q = state(w);
+    if (q->pend_ext && q->pend_ext < p + len && p < q->pend_ext + q->pend_len)
+        pend_own(q);
+    return G_OK;
 }
 
 /*
@@ -402,14 +428,21 @@ static int hold(struct qcow2_w *q, uint64_t off, const uint8_t *src,
     while (len) {
         uint64_t end = (off / CONVERT_REQUEST + 1) * CONVERT_REQUEST;
         uint64_t n = min64(len, end - off);
-        if (!q->pend_len)
+        if (!q->pend_len) {
             q->pend_start = off;
-        if (src) {
-            memcpy(q->pend + q->pend_len, src, n);
-            src += n;
-        } else {
-            memset(q->pend + q->pend_len, 0, n);
+            /* A stable buffer is held where it is, as long as the
+             * request goes on in it. */
+            q->pend_ext = src && q->w->stable ? src : NULL;
         }
+        if (!q->pend_ext || src != q->pend_ext + q->pend_len) {
+            pend_own(q);
+            if (src)
+                memcpy(q->pend + q->pend_len, src, n);
+            else
+                memset(q->pend + q->pend_len, 0, n);
+        }
+        if (src)
+            src += n;
         q->pend_len += n;
         off += n;
         len -= n;
@@ -460,7 +493,7 @@ static int q2_write(struct fmt_writer *w, uint64_t off, const void *buf,
     if (q->z)
         return qcow2_z_write(q, off, buf, len);
     if (!q->pend)
-        return put(q, off, buf, len);
+        return put(q, off, buf, len, true);
     if (q->z_end && (ret = resolve_zeros(q, off)) != G_OK)
         return ret;
     q->wr_end = off + len;
@@ -656,6 +689,7 @@ int fmt_qcow2_writer_open(struct fmt_writer *w)
     w->write = q2_write;
     w->zero = q2_zero;
     w->finish = q2_finish;
+    w->release = q2_release;
     /* Compressed clusters are assembled in the guest: no host copies. */
     w->place = p->flags & CT_OUT_COMPRESS ? NULL : q2_place;
     return p->flags & CT_OUT_COMPRESS ? qcow2_z_open(q) : G_OK;

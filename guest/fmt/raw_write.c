@@ -7,7 +7,7 @@
 static int raw_write(struct fmt_writer *w, uint64_t off, const void *buf,
                      uint64_t len)
 {
-    return fmt_out_write(w, off, buf, len);
+    return fmt_out_write_data(w, off, buf, len);
 }
 
 static int raw_zero(struct fmt_writer *w, uint64_t off, uint64_t len)

@@ -192,7 +192,7 @@ static int vhdx_w_write(struct fmt_writer *w, uint64_t off, const void *buf,
         if ((ret = vhdx_w_map(w, off, true, &foff)) != G_OK)
             return ret;
         if (run_len && foff != run_off + run_len) {
-            if ((ret = fmt_out_write(w, run_off, run, run_len)) != G_OK)
+            if ((ret = fmt_out_write_data(w, run_off, run, run_len)) != G_OK)
                 return ret;
             run_len = 0;
         }
@@ -205,7 +205,7 @@ static int vhdx_w_write(struct fmt_writer *w, uint64_t off, const void *buf,
         p += n;
         len -= n;
     }
-    return run_len ? fmt_out_write(w, run_off, run, run_len) : G_OK;
+    return run_len ? fmt_out_write_data(w, run_off, run, run_len) : G_OK;
 }
 
 /* The run of [off, off + len) inside one block, taken as written: the

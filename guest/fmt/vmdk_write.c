@@ -144,7 +144,7 @@ static int vmdk_write(struct fmt_writer *w, uint64_t off, const void *buf,
 
     while (len) {
         if ((ret = fmt_vmdk_writer_map(w, off, len, true, &at, &n)) != G_OK ||
-            (ret = fmt_out_write(w, at, p, n)) != G_OK)
+            (ret = fmt_out_write_data(w, at, p, n)) != G_OK)
             return ret;
         off += n;
         p += n;

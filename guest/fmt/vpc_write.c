@@ -181,7 +181,7 @@ static int vpc_write(struct fmt_writer *w, uint64_t off, const void *buf,
         if (n > len)
             n = len;
         if ((ret = vpc_map(w, off, true, &at)) != G_OK ||
-            (ret = fmt_out_write(w, at, p, n)) != G_OK)
+            (ret = fmt_out_write_data(w, at, p, n)) != G_OK)
             return ret;
         off += n;
         p += n;
@@ -216,7 +216,7 @@ static int vpc_zero(struct fmt_writer *w, uint64_t off, uint64_t len)
 static int vpc_fixed_write(struct fmt_writer *w, uint64_t off,
                            const void *buf, uint64_t len)
 {
-    return fmt_out_write(w, off, buf, len);
+    return fmt_out_write_data(w, off, buf, len);
 }
 
 static int vpc_fixed_place(struct fmt_writer *w, uint64_t off, uint64_t len,

@@ -33,6 +33,20 @@ int fmt_writer_write(struct fmt_writer *w, uint64_t off, const void *buf,
     return ret;
 }
 
+int fmt_writer_write_stable(struct fmt_writer *w, struct fmt_stable *st,
+                            uint64_t off, const void *buf, uint64_t len)
+{
+    w->stable = st;
+    int ret = fmt_writer_write(w, off, buf, len);
+    w->stable = NULL;
+    return ret;
+}
+
+int fmt_writer_release(struct fmt_writer *w, const uint8_t *p, uint64_t len)
+{
+    return w->release ? w->release(w, p, len) : G_OK;
+}
+
 int fmt_writer_zero(struct fmt_writer *w, uint64_t off, uint64_t len)
 {
     int ret = check_range(w, "zero", off, len);
@@ -99,15 +113,39 @@ int fmt_params_only(const struct fmt_writer *w, unsigned takes)
     return G_OK;
 }
 
-int fmt_out_write(const struct fmt_writer *w, uint64_t off, const void *buf,
-                  uint64_t len)
+static int out_done(const struct fmt_writer *w, uint64_t off, uint64_t len,
+                    int ret)
 {
-    const struct ct_ops *ops = w->env->ops;
-    int ret = ops->write(ops->ctx, off, buf, len);
     if (ret != CT_OK)
         return g_fail(w->env->err, ret == CT_ENOSPC ? G_ENOSPC : G_EIO,
                       "%s: write of %llu bytes at offset %llu failed: %s",
                       w->name, (unsigned long long)len,
                       (unsigned long long)off, ct_result_str(ret));
     return G_OK;
+}
+
+int fmt_out_write(const struct fmt_writer *w, uint64_t off, const void *buf,
+                  uint64_t len)
+{
+    const struct ct_ops *ops = w->env->ops;
+    return out_done(w, off, len, ops->write(ops->ctx, off, buf, len));
+}
+
+int fmt_out_write_data(struct fmt_writer *w, uint64_t off, const void *buf,
+                       uint64_t len)
+{
+    const struct ct_ops *ops = w->env->ops;
+    struct fmt_stable *st = w->stable;
+    uint64_t ticket = 0;
+    if (!st || !ops->write_behind)
+        return fmt_out_write(w, off, buf, len);
+    int ret = ops->write_behind(ops->ctx, off, buf, len, &ticket);
+    /* Each slot the bytes lie in may be reused only after this one. */
+    const uint8_t *p = buf;
+    for (unsigned k = 0; k < st->slots && ret == CT_OK; k++) {
+        const uint8_t *s = st->base + k * st->slot;
+        if (p < s + st->slot && s < p + len)
+            st->ticket[k] = ticket;
+    }
+    return out_done(w, off, len, ret);
 }

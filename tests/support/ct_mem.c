@@ -2,6 +2,7 @@
 
 #include "output_bound.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -90,9 +91,9 @@ static uint8_t *out_at(struct ct_mem *m, uint64_t off, uint64_t len, int *ret)
     return m->out + off;
 }
 
-static int m_write(void *ctx, uint64_t off, const void *buf, uint64_t len)
+static int put_bytes(struct ct_mem *m, uint64_t off, const void *buf,
+                     uint64_t len)
 {
-    struct ct_mem *m = ctx;
     int ret;
     uint8_t *p = out_at(m, off, len, &ret);
     if (!p)
@@ -101,6 +102,82 @@ static int m_write(void *ctx, uint64_t off, const void *buf, uint64_t len)
     m->writes++;
     m->bytes_written += len;
     return CT_OK;
+}
+
+/* Does the queued write-behinds up to `ticket`, each checked unchanged
+ * since it was queued. */
+static int behind_do(struct ct_mem *m, uint64_t ticket)
+{
+    size_t k = 0;
+    for (; k < m->nbehind && m->behind_done < ticket; k++) {
+        struct ct_mem_behind *b = &m->behind[k];
+        if (memcmp(b->p, b->copy, (size_t)b->len) != 0) {
+            fprintf(stderr, "ct_mem: the buffer of write-behind %llu "
+                            "(%llu bytes at %llu) changed before its wait\n",
+                    (unsigned long long)m->behind_done + 1,
+                    (unsigned long long)b->len,
+                    (unsigned long long)b->off);
+            abort();
+        }
+        int ret = put_bytes(m, b->off, b->copy, b->len);
+        free(b->copy);
+        m->behind_done++;
+        if (ret != CT_OK)
+            return ret;
+    }
+    memmove(m->behind, m->behind + k, (m->nbehind - k) * sizeof *m->behind);
+    m->nbehind -= k;
+    return CT_OK;
+}
+
+static int behind_drain(struct ct_mem *m)
+{
+    return behind_do(m, m->behind_made);
+}
+
+static int m_write(void *ctx, uint64_t off, const void *buf, uint64_t len)
+{
+    struct ct_mem *m = ctx;
+    int ret = behind_drain(m);
+    return ret == CT_OK ? put_bytes(m, off, buf, len) : ret;
+}
+
+static int m_write_behind(void *ctx, uint64_t off, const void *buf,
+                          uint64_t len, uint64_t *ticket)
+{
+    struct ct_mem *m = ctx;
+    *ticket = m->behind_made;
+    if (!len)
+        return CT_OK;
+    /* Checked now, as the host checks the call before queueing it. */
+    uint64_t end;
+    if (!m->begun || m->ended)
+        return CT_ESTATE;
+    if (__builtin_add_overflow(off, len, &end) || end > m->out_limit)
+        return CT_ERANGE;
+    if (m->nbehind == m->behind_cap) {
+        size_t cap = m->behind_cap ? 2 * m->behind_cap : 64;
+        struct ct_mem_behind *p = realloc(m->behind, cap * sizeof *p);
+        if (!p)
+            return CT_EIO;
+        m->behind = p;
+        m->behind_cap = cap;
+    }
+    uint8_t *copy = malloc((size_t)len);
+    if (!copy)
+        return CT_EIO;
+    memcpy(copy, buf, (size_t)len);
+    m->behind[m->nbehind++] = (struct ct_mem_behind){buf, off, len, copy};
+    m->behind_writes++;
+    *ticket = ++m->behind_made;
+    return CT_OK;
+}
+
+static int m_wait(void *ctx, uint64_t ticket)
+{
+    struct ct_mem *m = ctx;
+    m->waits++;
+    return ticket > m->behind_made ? CT_EINVAL : behind_do(m, ticket);
 }
 
 /* As the host: the list checked whole, then file bytes (or zeros) to the
@@ -132,6 +209,8 @@ static int m_copy(void *ctx, const struct ct_copy_seg *segs, uint32_t count,
     }
     if (m->no_kernel)
         return CT_ENOTSUP;
+    if ((ret = behind_drain(m)) != CT_OK)
+        return ret;
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *d = NULL;
         size_t dlen;
@@ -169,6 +248,9 @@ static int m_begin_output(void *ctx, uint32_t format, uint64_t vsize)
 static int m_end_output(void *ctx, uint64_t file_size)
 {
     struct ct_mem *m = ctx;
+    int ret = behind_drain(m);
+    if (ret != CT_OK)
+        return ret;
     if (!m->begun || m->ended || file_size < m->out_len ||
         file_size > m->out_limit)
         return CT_ESTATE;
@@ -316,6 +398,11 @@ void ct_mem_free(struct ct_mem *m)
     m->out = NULL;
     free(m->info);
     m->info = NULL;
+    for (size_t i = 0; i < m->nbehind; i++)
+        free(m->behind[i].copy);
+    free(m->behind);
+    m->behind = NULL;
+    m->nbehind = m->behind_cap = 0;
 }
 
 struct ct_ops ct_mem_ops(struct ct_mem *m)
@@ -324,6 +411,8 @@ struct ct_ops ct_mem_ops(struct ct_mem *m)
                          .size = m_size,
                          .read = m_read,
                          .write = m_write,
+                         .write_behind = m_write_behind,
+                         .wait = m_wait,
                          .begin_output = m_begin_output,
                          .end_output = m_end_output,
                          .copy = m_copy,
@@ -332,5 +421,7 @@ struct ct_ops ct_mem_ops(struct ct_mem *m)
                          .map = m_map,
                          .open_backing = m_open_backing,
                          .info = m_info};
+    if (m->no_behind)
+        ops.write_behind = NULL, ops.wait = NULL;
     return ops;
 }

@@ -59,6 +59,19 @@ struct ct_mem {
      * as in a sparse file. */
     uint32_t hole_block;
     unsigned maps; /* map calls */
+    /* Write-behinds not done yet (ABI 10): done, in order, at a wait()
+     * that covers them or before any other output call, as the host does
+     * them; a queued buffer that changes before then aborts the test. */
+    struct ct_mem_behind {
+        const uint8_t *p;
+        uint64_t off, len;
+        uint8_t *copy; /* the bytes when queued */
+    } *behind;
+    size_t nbehind, behind_cap;
+    uint64_t behind_made, behind_done;
+    unsigned behind_writes, waits;
+    bool no_behind; /* ct_mem_ops offers no write_behind or wait: a host
+                       before ABI 10 */
     uint8_t *info;    /* info records received, in order */
     size_t info_len, info_cap;
     unsigned info_calls;

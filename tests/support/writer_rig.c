@@ -10,7 +10,8 @@
 static void run_with(struct rig *r, const uint8_t *in, size_t len,
                      struct window_args a, uint32_t out_format,
                      const char *out_name, bool no_kernel,
-                     const struct dd_config *extra, uint32_t hole_block)
+                     const struct dd_config *extra, uint32_t hole_block,
+                     bool no_behind)
 {
     struct dd_mem mem = {calloc(1, RIG_HEAP), RIG_HEAP, calloc(1, RIG_IO),
                          RIG_IO, NULL};
@@ -35,6 +36,7 @@ static void run_with(struct rig *r, const uint8_t *in, size_t len,
     memset(&r->err, 0, sizeof r->err);
     ct_mem_init(&r->m, in, len, out_format, &a);
     r->m.no_kernel = no_kernel;
+    r->m.no_behind = no_behind;
     r->m.hole_block = hole_block;
     r->m.out_params = cfg.write.params; /* the host bounds by the shape */
     struct ct_ops ops = ct_mem_ops(&r->m);
@@ -47,14 +49,14 @@ void rig_write(struct rig *r, const uint8_t *in, size_t len,
                struct window_args a, uint32_t out_format,
                const char *out_name)
 {
-    run_with(r, in, len, a, out_format, out_name, false, NULL, 0);
+    run_with(r, in, len, a, out_format, out_name, false, NULL, 0, false);
 }
 
 void rig_write_guest_path(struct rig *r, const uint8_t *in, size_t len,
                           struct window_args a, uint32_t out_format,
                           const char *out_name)
 {
-    run_with(r, in, len, a, out_format, out_name, true, NULL, 0);
+    run_with(r, in, len, a, out_format, out_name, true, NULL, 0, false);
 }
 
 void rig_convert(struct rig *r, const uint8_t *in, size_t len,
@@ -64,23 +66,39 @@ void rig_convert(struct rig *r, const uint8_t *in, size_t len,
     rig_convert_holes(r, in, len, out_format, sparse_min, p, 0);
 }
 
-void rig_convert_holes(struct rig *r, const uint8_t *in, size_t len,
-                       uint32_t out_format, uint64_t sparse_min,
-                       const struct ct_output_params *p, uint32_t hole_block)
+static void convert_with(struct rig *r, const uint8_t *in, size_t len,
+                         uint32_t out_format, uint64_t sparse_min,
+                         const struct ct_output_params *p,
+                         uint32_t hole_block, bool no_behind)
 {
     static const struct window_args whole = {512, 0, 0, false, false};
     struct dd_config extra = {.convert = true,
                               .sparse_min = sparse_min,
                               .progress = true,
                               .write = {.params = p}};
-    run_with(r, in, len, whole, out_format, NULL, false, &extra, hole_block);
+    run_with(r, in, len, whole, out_format, NULL, false, &extra, hole_block,
+             no_behind);
+}
+
+void rig_convert_holes(struct rig *r, const uint8_t *in, size_t len,
+                       uint32_t out_format, uint64_t sparse_min,
+                       const struct ct_output_params *p, uint32_t hole_block)
+{
+    convert_with(r, in, len, out_format, sparse_min, p, hole_block, false);
+}
+
+void rig_convert_no_behind(struct rig *r, const uint8_t *in, size_t len,
+                           uint32_t out_format, uint64_t sparse_min)
+{
+    convert_with(r, in, len, out_format, sparse_min, NULL, 0, true);
 }
 
 void rig_write_holes(struct rig *r, const uint8_t *in, size_t len,
                      struct window_args a, uint32_t out_format,
                      uint32_t hole_block)
 {
-    run_with(r, in, len, a, out_format, NULL, false, NULL, hole_block);
+    run_with(r, in, len, a, out_format, NULL, false, NULL, hole_block,
+             false);
 }
 
 uint8_t *rig_read_back(const struct rig *r, uint32_t format, uint64_t *vsize,

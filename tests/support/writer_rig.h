@@ -43,6 +43,10 @@ void rig_convert(struct rig *r, const uint8_t *in, size_t len,
 void rig_convert_holes(struct rig *r, const uint8_t *in, size_t len,
                        uint32_t out_format, uint64_t sparse_min,
                        const struct ct_output_params *p, uint32_t hole_block);
+/* rig_convert on a host without write-behinds (every write done before
+ * the next read). */
+void rig_convert_no_behind(struct rig *r, const uint8_t *in, size_t len,
+                           uint32_t out_format, uint64_t sparse_min);
 void rig_write_holes(struct rig *r, const uint8_t *in, size_t len,
                      struct window_args a, uint32_t out_format,
                      uint32_t hole_block);

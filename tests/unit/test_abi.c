@@ -8,7 +8,7 @@
 
 Test(abi, version_and_ports)
 {
-    cr_expect_eq(CT_ABI_VERSION, 9u);
+    cr_expect_eq(CT_ABI_VERSION, 10u);
     cr_expect_eq(CT_PORT_BASE, 0x500u);
     cr_expect_eq(CT_CALL_EXIT, 6);
     cr_expect_eq(CT_CALL_OPEN_BACKING, 8);
@@ -19,7 +19,10 @@ Test(abi, version_and_ports)
     cr_expect_eq(CT_CALL_INFO, 13);
     cr_expect_eq(CT_CALL_PROGRESS, 14);
     cr_expect_eq(CT_CALL_MAP, 15);
-    cr_expect_eq(CT_CALL_COUNT, 16);
+    cr_expect_eq(CT_CALL_WAIT, 16);
+    cr_expect_eq(CT_CALL_COUNT, 17);
+    cr_expect_eq(CT_WRITE_BEHIND, 1u);
+    cr_expect_eq(sizeof(struct ct_wait), 16u);
     cr_expect_eq(sizeof(struct ct_map), 32u);
     cr_expect_eq(CT_MODE_DD, 0u);
     cr_expect_eq(CT_MODE_INFO, 1u);

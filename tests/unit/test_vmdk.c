@@ -816,7 +816,7 @@ Test(vmdk, most_extents_fit_the_guest_memory)
     cr_assert_leq(len, cap);
     m.desc_len = len;
     arena_init(&heap, hm, CT_HEAP_SIZE);
-    arena_init(&io, iom, CT_IO_SIZE - ENGINE_CHUNK_MAX);
+    arena_init(&io, iom, CT_IO_SIZE - ENGINE_BUF_MAX);
     cr_assert_eq(fmt_open(&env, CT_HANDLE_INPUT, CT_FMT_VMDK, 0, &r), G_OK,
                  "%s", err.msg);
     cr_expect_eq(m.handles, files);
