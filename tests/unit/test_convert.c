@@ -140,14 +140,17 @@ Test(convert, every_format_reads_back_the_input)
 }
 
 /* Data runs of 1.5 MiB between zero runs of 0.5 MiB, a 1 KiB run of
- * zeros inside one (written: shorter than -S) and an odd tail: runs
- * cross the engine's slots and qemu's 2 MiB requests in every way. */
+ * zeros inside one (written: shorter than -S), a zero run of 5.5 MiB
+ * (qcow2 holds the data before it while every slot is read over) and an
+ * odd tail: runs cross the engine's slots and qemu's 2 MiB requests in
+ * every way. */
 static uint8_t *runs_image(size_t len)
 {
-    uint8_t *in = rig_pattern(len, 5);
+    uint8_t *in = rig_pattern(len, 0);
     for (size_t off = 1536 * KiB; off < len; off += 2048 * KiB)
         memset(in + off, 0, len - off < 512 * KiB ? len - off : 512 * KiB);
     memset(in + 700 * KiB, 0, KiB);
+    memset(in + 9728 * KiB, 0, 5632 * KiB);
     return in;
 }
 
@@ -174,6 +177,16 @@ Test(convert, writes_behind_without_touching_queued_buffers)
         cr_expect(!memcmp(a.m.out, b.m.out, a.m.out_len),
                   "format %u: other bytes than without write-behinds",
                   fmts[i]);
+        struct g_error err;
+        uint64_t vsize = 0;
+        uint8_t *back = fmts[i] == CT_FMT_RAW
+                            ? a.m.out
+                            : rig_read_back(&a, fmts[i], &vsize, &err);
+        cr_assert(back, "format %u: %s", fmts[i], err.msg);
+        cr_expect(!memcmp(back, in, len), "format %u: not the input back",
+                  fmts[i]);
+        if (back != a.m.out)
+            free(back);
         rig_free(&a);
         rig_free(&b);
     }
