@@ -37,6 +37,23 @@ static void write_call(uint64_t off, uint64_t gpa, uint64_t len)
     call(CT_PORT_BASE + CT_CALL_WRITE, &a);
 }
 
+static int write_flags_call(uint32_t flags, uint64_t off, uint64_t gpa,
+                            uint64_t len)
+{
+    struct ct_write a = {.flags = flags, .ret = CT_EINVAL, .offset = off,
+                         .gpa = gpa, .len = len};
+    call(CT_PORT_BASE + CT_CALL_WRITE, &a);
+    return a.ret;
+}
+
+static int wait_call(uint32_t reserved, uint64_t ticket)
+{
+    struct ct_wait a = {.reserved0 = reserved, .ret = CT_EINVAL,
+                        .ticket = ticket};
+    call(CT_PORT_BASE + CT_CALL_WAIT, &a);
+    return a.ret;
+}
+
 static uint32_t out_format; /* the boot info's */
 
 static void begin(uint64_t vsize)
@@ -428,6 +445,31 @@ void guest_main(const struct ct_bootinfo *bi)
         map_call(0, 2, &data, &hole);
         break;
     }
+    case H_BEHIND_OK:
+        /* io: the input's 1 KiB; io + 4096: zeros (the I/O area starts
+         * zeroed). The plain write overlaps the first queued one and
+         * must land after it. */
+        begin(2048);
+        read_call(CT_HANDLE_INPUT, io, 1024);
+        if (write_flags_call(CT_WRITE_BEHIND, 0, io, 1024) != CT_OK ||
+            write_flags_call(CT_WRITE_BEHIND, 1024, io, 1024) != CT_OK ||
+            write_flags_call(0, 512, io + 4096, 512) != CT_OK ||
+            wait_call(0, 2) != CT_OK || end(2048) != CT_OK)
+            ct_exit(CT_STATUS_FAIL, "hostile: write-behind refused");
+        ct_exit(CT_STATUS_OK, 0);
+    case H_WRITE_BAD_FLAGS:
+        begin(1024);
+        write_flags_call(2, 0, io, 512);
+        break;
+    case H_WAIT_PAST_MADE:
+        begin(1024);
+        write_flags_call(CT_WRITE_BEHIND, 0, io, 512);
+        wait_call(0, 2);
+        break;
+    case H_WAIT_RESERVED:
+        begin(1024);
+        wait_call(1, 0);
+        break;
     case H_UNUSED_CALL_0:
     case H_UNUSED_CALL_1:
     case H_UNUSED_CALL_2:

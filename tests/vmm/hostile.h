@@ -65,6 +65,12 @@ enum hostile_scenario {
     H_MAP_OK,             /* the 1-byte input: data [0, 1), then the end */
     H_MAP_BAD_HANDLE,
     H_MAP_PAST_END,
+    /* write-behind and wait (ABI 10) */
+    H_BEHIND_OK,          /* 1 KiB input: queued writes, a plain write
+                             over one of them, wait: exit ok */
+    H_WRITE_BAD_FLAGS,
+    H_WAIT_PAST_MADE,     /* waits for a write-behind never made */
+    H_WAIT_RESERVED,
     /* info mode (ABI 7); boot info count picks the defect of H_INFO_BAD */
     H_INFO_OK,            /* one raw image described: exit ok */
     H_INFO_BEFORE_HELLO,

@@ -447,6 +447,40 @@ Test(hostile, copy_and_allocate_fill_the_output)
     close(r.out_fd);
 }
 
+/* Write-behinds (ABI 10): done in order, a plain write over a queued one
+ * lands after it, and the output is what synchronous writes would have
+ * made. */
+Test(hostile, write_behind_keeps_the_order_of_writes)
+{
+    struct result r;
+    char buf[1024];
+    need_kvm();
+    memset(buf, 'k', sizeof buf);
+    run_guest(hostile_image, hostile_image_len, H_BEHIND_OK, CT_FMT_RAW, buf,
+              sizeof buf, NULL, &r);
+    cr_assert_eq(r.exit_code, 0, "%s", r.msg);
+    char got[2048];
+    cr_assert_eq(pread(r.out_fd, got, sizeof got, 0), 2048);
+    for (int i = 0; i < 2048; i++)
+        cr_assert_eq(got[i], i >= 512 && i < 1024 ? 0 : 'k', "byte %d", i);
+    close(r.out_fd);
+}
+
+Test(hostile, write_with_unknown_flags)
+{
+    expect_stop(H_WRITE_BAD_FLAGS, "write flags 0x2");
+}
+
+Test(hostile, wait_for_a_write_never_made)
+{
+    expect_stop(H_WAIT_PAST_MADE, "wait for write 2 of 1 is invalid");
+}
+
+Test(hostile, wait_with_reserved_field)
+{
+    expect_stop(H_WAIT_RESERVED, "wait for write 0 of 0 is invalid");
+}
+
 /* The ports just past the last call: a 4-byte outl there needs bits the
  * bitmap leaves closed, so the guest faults before the host sees it; on a
  * host whose KVM ignored the bitmap the dispatch table would stop it
