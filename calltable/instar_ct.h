@@ -166,7 +166,10 @@ struct ct_write {
 
 /* Waits until the first `ticket` write-behinds are done (ABI 10); ticket
  * must not exceed the number made. ret: CT_OK, or the first failure of
- * any write-behind so far. */
+ * any write-behind so far. The host also stores the number done (failed
+ * and dropped ones included) at CT_BEHIND_DONE_GPA as each one ends, so
+ * the guest calls wait only when that is short of the ticket; a failure
+ * then shows at the next wait, write, copy or end_output. */
 struct ct_wait {
     uint32_t reserved0; /* IN: must be 0 */
     int32_t ret;        /* OUT */
@@ -495,6 +498,7 @@ struct ct_info {
  * 0x0000_9000  fault record (struct ct_fault)
  * 0x0000_a000  FS block (stack-protector canary at %fs:0x28)
  * 0x0000_b000  worker vCPU's TSS
+ * 0x0000_c000  write-behinds done (uint64_t, stored by the host; ABI 10)
  * 0x0001_0000  CPL0 exception stack (top at 0x20000)
  * 0x0002_0000  worker vCPU's CPL0 exception stack (top at 0x30000)
  * 0x0003_f000  guard page: never mapped (worker stack overflow faults)
@@ -514,6 +518,7 @@ struct ct_info {
 #define CT_FAULT_GPA CT_U(0x9000)
 #define CT_FSBLOCK_GPA CT_U(0xa000)
 #define CT_TSS1_GPA CT_U(0xb000)
+#define CT_BEHIND_DONE_GPA CT_U(0xc000)
 #define CT_KSTACK_GPA CT_U(0x10000)
 #define CT_KSTACK_SIZE CT_U(0x10000)
 #define CT_KSTACK1_GPA CT_U(0x20000)
@@ -641,7 +646,10 @@ _Static_assert(CT_TSS_GPA + 0x1000u <= CT_BOOTINFO_GPA, "TSS / boot info");
 _Static_assert(CT_BOOTINFO_GPA + 0x1000u <= CT_FAULT_GPA, "boot / fault");
 _Static_assert(CT_FAULT_GPA + 0x1000u <= CT_FSBLOCK_GPA, "fault / FS block");
 _Static_assert(CT_FSBLOCK_GPA + 0x1000u <= CT_TSS1_GPA, "FS / TSS1");
-_Static_assert(CT_TSS1_GPA + 0x1000u <= CT_KSTACK_GPA, "TSS1 / kstack");
+_Static_assert(CT_TSS1_GPA + 0x1000u <= CT_BEHIND_DONE_GPA,
+               "TSS1 / write-behinds done");
+_Static_assert(CT_BEHIND_DONE_GPA + 0x1000u <= CT_KSTACK_GPA,
+               "write-behinds done / kstack");
 _Static_assert(CT_KSTACK_GPA + CT_KSTACK_SIZE <= CT_KSTACK1_GPA, "kstacks");
 _Static_assert(CT_KSTACK1_GPA + CT_KSTACK_SIZE <= CT_WGUARD_GPA,
                "kstack1 / guard");

@@ -30,6 +30,14 @@ int32_t behind_result(int err)
     return err == ENOSPC || err == EDQUOT ? CT_ENOSPC : CT_EIO;
 }
 
+/* One more write done (under mu): the guest may see it without a call. */
+static void one_done(struct vmm_behind *b)
+{
+    b->done++;
+    if (b->shown)
+        __atomic_store_n(b->shown, b->done, __ATOMIC_RELEASE);
+}
+
 /* Records the first failure; the queue's later writes are dropped. */
 static void failed(struct vmm_behind *b, int e)
 {
@@ -62,21 +70,22 @@ static void *behind_main(void *arg)
         pthread_mutex_lock(&b->mu);
         if (e)
             failed(b, e);
-        b->done++;
+        one_done(b);
         pthread_cond_broadcast(&b->done_cv);
     }
     pthread_mutex_unlock(&b->mu);
     return NULL;
 }
 
-int behind_start(struct vmm_behind *b, int fd, bool threaded, char *err,
-                 size_t errlen)
+int behind_start(struct vmm_behind *b, int fd, bool threaded,
+                 uint64_t *shown, char *err, size_t errlen)
 {
     sigset_t all, old;
     int ret;
 
     memset(b, 0, sizeof *b);
     b->fd = fd;
+    b->shown = shown;
     b->ret = CT_OK;
     pthread_mutex_init(&b->mu, NULL);
     pthread_cond_init(&b->work, NULL);
@@ -112,7 +121,7 @@ int32_t behind_push(struct vmm_behind *b, uint64_t off, const uint8_t *p,
         if (e)
             failed(b, e);
         else
-            b->made++, b->done++;
+            b->made++, one_done(b);
     } else if (b->threaded) {
         while (b->ret == CT_OK && b->made - b->done == BEHIND_DEPTH)
             pthread_cond_wait(&b->done_cv, &b->mu);

@@ -39,6 +39,7 @@ struct vmm_behind {
     uint64_t done; /* done or dropped, in order */
     int32_t ret;   /* the first failure (CT_EIO, CT_ENOSPC) or CT_OK */
     int err;       /* its errno */
+    uint64_t *shown; /* where the guest reads `done` (guest memory) */
     bool ready;    /* the thread's start-up is over (mu) */
     bool stop;     /* tests only: the thread returns */
 };
@@ -51,9 +52,11 @@ int out_pwrite_all(int fd, const uint8_t *p, uint64_t len, uint64_t off);
 int32_t behind_result(int err);
 
 /* Sets up the queue for the output fd; with threaded, starts its thread
- * (every signal blocked). Returns 0 or -errno with err set. */
-int behind_start(struct vmm_behind *b, int fd, bool threaded, char *err,
-                 size_t errlen);
+ * (every signal blocked). `shown`: where `done` is stored for the guest
+ * as it changes (8-byte aligned), or NULL. Returns 0 or -errno with err
+ * set. */
+int behind_start(struct vmm_behind *b, int fd, bool threaded,
+                 uint64_t *shown, char *err, size_t errlen);
 
 /* Queues a write (done at once without a thread). CT_OK, or the queue's
  * failure, in which case nothing is queued. */

@@ -241,7 +241,8 @@ int vmm_run(struct vmm_session *s, const uint8_t *img, size_t img_len,
      * joined; elsewhere queued writes are done at once. */
     static struct vmm_behind behind;
     bool threaded = lockdown && !s->info;
-    if ((ret = behind_start(&behind, s->out_fd, threaded, err,
+    uint64_t *shown = (uint64_t *)vmm_gpa(s->vm, CT_BEHIND_DONE_GPA, 8);
+    if ((ret = behind_start(&behind, s->out_fd, threaded, shown, err,
                             sizeof err)) < 0)
         goto fail;
     s->behind = &behind;

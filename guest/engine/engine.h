@@ -17,9 +17,9 @@
 
 /* Largest chunk moved per call; the I/O area may be larger. */
 #define ENGINE_CHUNK_MAX (4u << 20)
-/* The chunk buffer: a sparse copy uses it as three slots of qemu-img
- * convert's 2 MiB requests (engine/convert.c). */
-#define ENGINE_BUF_MAX (6u << 20)
+/* The chunk buffer: a sparse copy uses it as three slots of a chunk each
+ * (engine/convert.c), two of qemu-img convert's 2 MiB requests. */
+#define ENGINE_BUF_MAX (3 * ENGINE_CHUNK_MAX)
 
 struct engine_buf {
     uint8_t *p;    /* in the I/O area */
