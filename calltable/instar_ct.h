@@ -507,7 +507,7 @@ struct ct_info {
  * 0x0080_0000  guest stack (top at CT_STACK_TOP)
  * 0x0090_0000  heap (arena for drivers and zlib)
  * 0x0200_0000  I/O area: every read/write buffer lives here
- * 0x0400_0000  end of RAM
+ * 0x0480_0000  end of RAM
  */
 #define CT_PT_GPA CT_U(0x1000)
 #define CT_PT_SIZE CT_U(0x4000)
@@ -534,8 +534,10 @@ struct ct_info {
 #define CT_HEAP_GPA CT_U(0x900000)
 #define CT_HEAP_SIZE CT_U(0x1700000)
 #define CT_IO_GPA CT_U(0x2000000)
-#define CT_IO_SIZE CT_U(0x2000000)
-#define CT_RAM_SIZE CT_U(0x4000000)
+/* 40 MiB (ABI 10; was 32): the engine's 12 MiB of slots and the 28 MiB
+ * the drivers had before. */
+#define CT_IO_SIZE CT_U(0x2800000)
+#define CT_RAM_SIZE CT_U(0x4800000)
 
 /* Guest image header: the entry jump, then a magic and the ABI version the
  * image was built for, then the exception stubs at fixed 16-byte slots so

@@ -230,7 +230,7 @@ Test(info, exit_without_a_description)
 }
 Test(info, batch_outside_ram)
 {
-    info_run(H_INFO_BAD_BATCH, 0, "info batch of 16 bytes at 0x3fffff8 is "
+    info_run(H_INFO_BAD_BATCH, 0, "info batch of 16 bytes at 0x47ffff8 is "
                                   "invalid");
 }
 Test(info, oversize_batch)
