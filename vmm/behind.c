@@ -47,7 +47,8 @@ static void failed(struct vmm_behind *b, int e)
     }
 }
 
-static void *behind_main(void *arg)
+/* Never returns: the thread ends with the process. */
+__attribute__((noreturn)) static void *behind_main(void *arg)
 {
     struct vmm_behind *b = arg;
 
@@ -57,10 +58,8 @@ static void *behind_main(void *arg)
     b->ready = true;
     pthread_cond_broadcast(&b->done_cv);
     for (;;) {
-        while (b->done == b->made && !b->stop)
+        while (b->done == b->made)
             pthread_cond_wait(&b->work, &b->mu);
-        if (b->done == b->made)
-            break; /* stop, and nothing left */
         /* The item stays in the ring until it is done: the producer
          * never reuses a slot before then. */
         struct behind_item it = b->ring[b->done % BEHIND_DEPTH];
@@ -73,8 +72,6 @@ static void *behind_main(void *arg)
         one_done(b);
         pthread_cond_broadcast(&b->done_cv);
     }
-    pthread_mutex_unlock(&b->mu);
-    return NULL;
 }
 
 int behind_start(struct vmm_behind *b, int fd, bool threaded,
@@ -165,16 +162,4 @@ bool behind_overlaps(struct vmm_behind *b, uint64_t off, uint64_t len)
     }
     pthread_mutex_unlock(&b->mu);
     return hit;
-}
-
-void behind_stop(struct vmm_behind *b)
-{
-    if (!b->threaded)
-        return;
-    pthread_mutex_lock(&b->mu);
-    b->stop = true;
-    pthread_cond_signal(&b->work);
-    pthread_mutex_unlock(&b->mu);
-    pthread_join(b->tid, NULL);
-    b->threaded = false;
 }

@@ -32,7 +32,7 @@ struct vmm_behind {
     bool threaded;
     pthread_t tid;
     pthread_mutex_t mu;
-    pthread_cond_t work; /* an item was queued, or stop (mu) */
+    pthread_cond_t work; /* an item was queued (mu) */
     pthread_cond_t done_cv; /* an item was done (mu) */
     struct behind_item ring[BEHIND_DEPTH];
     uint64_t made; /* accepted so far; item n is ring[(n - 1) % DEPTH] */
@@ -41,7 +41,6 @@ struct vmm_behind {
     int err;       /* its errno */
     uint64_t *shown; /* where the guest reads `done` (guest memory) */
     bool ready;    /* the thread's start-up is over (mu) */
-    bool stop;     /* tests only: the thread returns */
 };
 
 /* pwrite()s all of [p, p + len) at off: 0, or the errno (ENOSPC when the
@@ -72,8 +71,5 @@ int32_t behind_wait(struct vmm_behind *b, uint64_t ticket, int *err);
 
 /* Whether a write not yet done touches [off, off + len). */
 bool behind_overlaps(struct vmm_behind *b, uint64_t off, uint64_t len);
-
-/* Tests only: ends and joins the thread, after the queue is done. */
-void behind_stop(struct vmm_behind *b);
 
 #endif

@@ -219,6 +219,15 @@ static bool no_output(struct vmm_session *s, const char *call)
     return true;
 }
 
+/* A failed output syscall: the guest only learns CT_EIO or CT_ENOSPC; the
+ * real cause (a full disk, a quota) is the host's to tell at the end. */
+static int32_t out_failed(struct vmm_session *s, int e)
+{
+    if (!s->write_errno)
+        s->write_errno = e;
+    return behind_result(e);
+}
+
 /* The first failure of a queued write, or CT_OK; recorded for the final
  * message. */
 static int32_t queue_failure(struct vmm_session *s, uint64_t ticket)
@@ -272,13 +281,8 @@ static enum call_next do_write(struct vmm_session *s, uint32_t gpa)
         int e = a.ret == CT_OK
                     ? out_pwrite_all(s->out_fd, buf, a.len, a.offset)
                     : 0;
-        if (e) {
-            /* The guest only learns CT_EIO or CT_ENOSPC; the real cause
-             * (a full disk, a quota) is the host's to tell at the end. */
-            if (!s->write_errno)
-                s->write_errno = e;
-            a.ret = behind_result(e);
-        }
+        if (e)
+            a.ret = out_failed(s, e);
     }
     if (a.ret == CT_OK && end > s->out_high)
         s->out_high = end;
@@ -423,10 +427,7 @@ static enum call_next do_end_output(struct vmm_session *s, uint32_t gpa)
                             (unsigned long long)s->out_limit);
     a.ret = drain(s);
     if (a.ret == CT_OK && ftruncate(s->out_fd, (off_t)a.file_size) < 0) {
-        int e = errno;
-        if (!s->write_errno)
-            s->write_errno = e;
-        a.ret = e == ENOSPC || e == EDQUOT ? CT_ENOSPC : CT_EIO;
+        a.ret = out_failed(s, errno);
     }
     s->ended = a.ret == CT_OK;
     COPY_OUT(s, gpa, a, ret);
@@ -513,14 +514,12 @@ static enum call_next do_wake(struct vmm_session *s, uint32_t gpa)
     return CALL_CONTINUE;
 }
 
-/* What a failed output syscall means to the guest. */
+/* What a failed copy or allocate means to the guest. */
 static int32_t out_error(struct vmm_session *s, int e)
 {
     if (e == EXDEV || e == EINVAL || e == EOPNOTSUPP || e == ENOSYS)
         return CT_ENOTSUP;
-    if (!s->write_errno)
-        s->write_errno = e;
-    return e == ENOSPC || e == EDQUOT ? CT_ENOSPC : CT_EIO;
+    return out_failed(s, e);
 }
 
 /* The whole list is checked before anything is done: a hostile segment
