@@ -424,7 +424,7 @@ int engine_copy(struct fmt_reader *r, struct fmt_writer *w,
      * (every write done before the next read). 512-byte multiples, so
      * that the sectors scanned stay the output's. */
     const struct ct_ops *ops = w->env->ops;
-    c.st = (struct fmt_stable){b->p, c.chunk, 1, {0}};
+    c.st = (struct fmt_stable){b->p, 0, 1, {0}};
     if (ops->write_behind && ops->wait && b->size >= FMT_SLOTS_MAX * 512)
         c.st.slots = FMT_SLOTS_MAX;
     c.st.slot = b->size / c.st.slots / 512 * 512;

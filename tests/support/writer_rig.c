@@ -1,5 +1,6 @@
 #include "writer_rig.h"
 
+#include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -141,4 +142,11 @@ uint8_t *rig_pattern(size_t n, unsigned zero_every)
                    : (uint8_t)((37 * region + i) % 255 + 1);
     }
     return p;
+}
+
+void rig_expect_same(const struct rig *r, const uint8_t *in, size_t len)
+{
+    cr_assert_eq(r->ret, G_OK, "%s", r->err.msg);
+    cr_assert_eq(r->m.out_len, len);
+    cr_assert(!memcmp(r->m.out, in, len), "the output is not the input");
 }

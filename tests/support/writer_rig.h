@@ -64,4 +64,7 @@ void rig_free(struct rig *r);
  * (region index % zero_every) == 1 (0: none). */
 uint8_t *rig_pattern(size_t n, unsigned zero_every);
 
+/* Asserts the run succeeded and its output file is exactly in (raw). */
+void rig_expect_same(const struct rig *r, const uint8_t *in, size_t len);
+
 #endif

@@ -26,13 +26,6 @@ static uint8_t *image(const char *map, size_t *len)
     return p;
 }
 
-static void expect_same(const struct rig *r, const uint8_t *in, size_t len)
-{
-    cr_assert_eq(r->ret, G_OK, "%s", r->err.msg);
-    cr_assert_eq(r->m.out_len, len);
-    cr_assert(!memcmp(r->m.out, in, len), "the output is not the input");
-}
-
 /* 4 KiB runs: data, a long zero run (8 sectors: left out), data, a short
  * run (2 sectors: written), data, and a zero tail (left out). */
 Test(convert, long_zero_runs_are_left_out_short_ones_written)
@@ -41,7 +34,7 @@ Test(convert, long_zero_runs_are_left_out_short_ones_written)
     uint8_t *in = image("########........####..####....", &len);
     struct rig r;
     rig_convert(&r, in, len, CT_FMT_RAW, 4 * KiB, NULL);
-    expect_same(&r, in, len);
+    rig_expect_same(&r, in, len);
     /* 8 + 4 + 2 + 4 sectors of data and short run; the 8-sector run and
      * the 4-sector tail are never written. */
     cr_expect_eq(r.m.bytes_written, 18u * 512, "%llu",
@@ -56,7 +49,7 @@ Test(convert, zeros_at_the_start_are_left_out_whatever_their_length)
     uint8_t *in = image("..####", &len);
     struct rig r;
     rig_convert(&r, in, len, CT_FMT_RAW, 4 * KiB, NULL);
-    expect_same(&r, in, len);
+    rig_expect_same(&r, in, len);
     cr_expect_eq(r.m.bytes_written, 4u * 512);
     rig_free(&r);
     free(in);
@@ -68,7 +61,7 @@ Test(convert, sparse_zero_writes_everything)
     uint8_t *in = image("##........##", &len);
     struct rig r;
     rig_convert(&r, in, len, CT_FMT_RAW, 0, NULL);
-    expect_same(&r, in, len);
+    rig_expect_same(&r, in, len);
     cr_expect_eq(r.m.bytes_written, len, "-S 0 allocates everything");
     rig_free(&r);
     free(in);
@@ -80,7 +73,7 @@ Test(convert, all_zero_image_writes_nothing)
     uint8_t *in = image("................", &len);
     struct rig r;
     rig_convert(&r, in, len, CT_FMT_RAW, 4 * KiB, NULL);
-    expect_same(&r, in, len);
+    rig_expect_same(&r, in, len);
     cr_expect_eq(r.m.bytes_written, 0u);
     rig_free(&r);
     free(in);

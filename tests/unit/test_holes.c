@@ -24,27 +24,20 @@ static uint8_t *sparse(size_t len, const size_t *at, unsigned n)
     return p;
 }
 
-static void expect_same(const struct rig *r, const uint8_t *in, size_t len)
-{
-    cr_assert_eq(r->ret, G_OK, "%s", r->err.msg);
-    cr_assert_eq(r->m.out_len, len);
-    cr_assert(!memcmp(r->m.out, in, len), "the output is not the input");
-}
-
 Test(holes, convert_reads_no_hole)
 {
     const size_t len = 64 * MiB, at[] = {0, 32 * MiB, len - 4 * KiB};
     uint8_t *in = sparse(len, at, 3);
     struct rig r;
     rig_convert_holes(&r, in, len, CT_FMT_RAW, 4 * KiB, NULL, 4 * KiB);
-    expect_same(&r, in, len);
+    rig_expect_same(&r, in, len);
     cr_expect_eq(r.m.bytes_taken, 12u * KiB, "read %llu bytes",
                  (unsigned long long)r.m.bytes_taken);
     cr_expect_eq(r.m.bytes_written, 12u * KiB);
     rig_free(&r);
     /* the same file system without holes: everything is read */
     rig_convert_holes(&r, in, len, CT_FMT_RAW, 4 * KiB, NULL, 0);
-    expect_same(&r, in, len);
+    rig_expect_same(&r, in, len);
     cr_expect_eq(r.m.bytes_taken, len);
     cr_expect_eq(r.m.bytes_written, 12u * KiB);
     rig_free(&r);
@@ -59,12 +52,12 @@ Test(holes, a_short_hole_is_left_out_stored_zeros_are_not)
     uint8_t *in = sparse(len, at, 2);
     struct rig r;
     rig_convert_holes(&r, in, len, CT_FMT_RAW, 64 * KiB, NULL, 4 * KiB);
-    expect_same(&r, in, len);
+    rig_expect_same(&r, in, len);
     cr_expect_eq(r.m.bytes_written, 8u * KiB, "%llu",
                  (unsigned long long)r.m.bytes_written);
     rig_free(&r);
     rig_convert_holes(&r, in, len, CT_FMT_RAW, 64 * KiB, NULL, 0);
-    expect_same(&r, in, len);
+    rig_expect_same(&r, in, len);
     cr_expect_eq(r.m.bytes_written, 12u * KiB, "the 4 KiB run is written");
     rig_free(&r);
     free(in);
@@ -78,7 +71,7 @@ Test(holes, dd_allocates_holes_without_reading_them)
     static const struct window_args a = {MiB, 0, 0, false, false};
     struct rig r;
     rig_write_holes(&r, in, len, a, CT_FMT_RAW, 4 * KiB);
-    expect_same(&r, in, len);
+    rig_expect_same(&r, in, len);
     cr_expect_eq(r.m.bytes_written, len);
     cr_expect_eq(r.m.bytes_taken, 4u * KiB);
     rig_free(&r);
@@ -102,7 +95,7 @@ Test(holes, a_dense_file_costs_one_call)
     uint8_t *in = rig_pattern(len, 0);
     struct rig r;
     rig_convert_holes(&r, in, len, CT_FMT_RAW, 4 * KiB, NULL, 4 * KiB);
-    expect_same(&r, in, len);
+    rig_expect_same(&r, in, len);
     cr_expect_eq(r.m.maps, 1u);
     rig_free(&r);
     free(in);
