@@ -2,14 +2,14 @@
  * The output's write-behind queue (ABI 10): writes the guest hands over
  * with CT_WRITE_BEHIND are done by one host thread, in order, while the
  * main vCPU goes on (it reads and scans the next chunk meanwhile).
- * Without a thread (runs that are not locked down: the in-process tests)
- * each write is done when it is queued, which the guest cannot tell
- * apart.
+ * Without a thread (info runs, which have no output, and any run not
+ * locked down) each write is done when it is queued, which the guest
+ * cannot tell apart.
  *
  * The thread only ever pwrite()s guest memory that the call was checked
  * to lie in; guest memory stays mapped for the life of the process. It is
- * never joined in a locked-down run (glibc's thread exit makes system
- * calls the sandbox forbids): it ends with the process.
+ * never joined (glibc's thread exit makes system calls the sandbox
+ * forbids): it ends with the process.
  */
 #ifndef INSTAR_VMM_BEHIND_H
 #define INSTAR_VMM_BEHIND_H
